@@ -1,0 +1,46 @@
+# Every target installs what it needs from the project's own files (pyproject.toml,
+# package.json + package-lock.json). A second run reinstalls nothing that is there.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: demo test lint bench contracts clean install image image-test
+
+$(PY_STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,embedded]'
+	touch $@
+
+# Not `npm ci`: anvil's per-platform binaries are optional dependencies and the lock
+# can only list the one the registry served here, which `npm ci` rejects as out of sync.
+# `npm install --no-save` installs exactly the locked versions and leaves the lock alone.
+$(NODE_STAMP): package.json package-lock.json
+	npm install --no-save --no-audit --no-fund
+	touch $@
+
+install: $(PY_STAMP) $(NODE_STAMP)
+
+demo: install
+	$(BIN)/python -m indexer.devchain.demo
+
+lint: $(PY_STAMP)
+	$(BIN)/ruff check indexer tests
+	$(BIN)/ruff format --check indexer tests
+	$(BIN)/mypy
+
+test: install lint
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+contracts: $(NODE_STAMP)
+	node indexer/devchain/compile.mjs
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .bench .demo .pgdata
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

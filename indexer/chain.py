@@ -1,0 +1,131 @@
+"""Plain data shared by every stage: blocks, logs, decoded events. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from uuid import UUID
+
+ZERO_ADDRESS = bytes(20)
+
+
+class ContractKind(StrEnum):
+    FACTORY = "factory"
+    MASTER_NFT = "master_nft"
+    DISTRIBUTOR = "distributor"
+    ARTIST_COIN = "artist_coin"
+
+
+class EventKind(StrEnum):
+    MASTER_DEPLOYED = "master_deployed"
+    ARTIST_COIN_DEPLOYED = "artist_coin_deployed"
+    NFT_TRANSFER = "nft_transfer"
+    COIN_TRANSFER = "coin_transfer"
+    DIVIDEND_DEPOSITED = "dividend_deposited"
+    DIVIDEND_CLAIMED = "dividend_claimed"
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRef:
+    """A block header as far as the indexer cares: identity, link to its parent, time."""
+
+    number: int
+    hash: bytes
+    parent_hash: bytes
+    timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawLog:
+    """One log as the node returned it, hex already turned into bytes and ints."""
+
+    block_number: int
+    block_hash: bytes
+    tx_hash: bytes
+    log_index: int
+    address: bytes
+    topics: tuple[bytes, ...]
+    data: bytes
+    removed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedContract:
+    """A contract whose logs are followed, from the block that created it."""
+
+    address: bytes
+    kind: ContractKind
+    since_block: int
+    owner_id: UUID | None = None  # masterId for NFTs and distributors, artistId for coins
+
+
+@dataclass(frozen=True, slots=True)
+class MasterDeployed:
+    log: RawLog
+    master_id: UUID
+    nft: bytes
+    distributor: bytes
+    total_supply: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArtistCoinDeployed:
+    log: RawLog
+    artist_id: UUID
+    token: bytes
+    symbol: str
+    decimals: int
+
+
+@dataclass(frozen=True, slots=True)
+class NftTransfer:
+    log: RawLog
+    master_id: UUID
+    sender: bytes
+    recipient: bytes
+    token_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CoinTransfer:
+    log: RawLog
+    sender: bytes
+    recipient: bytes
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class DividendDeposited:
+    log: RawLog
+    dividend_id: int
+    payer: bytes
+    token: bytes
+    amount: int
+    amount_per_share: int
+
+
+@dataclass(frozen=True, slots=True)
+class DividendClaimed:
+    log: RawLog
+    dividend_id: int
+    holder: bytes
+    token_id: int
+    amount: int
+
+
+Event = (
+    MasterDeployed
+    | ArtistCoinDeployed
+    | NftTransfer
+    | CoinTransfer
+    | DividendDeposited
+    | DividendClaimed
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A log from a tracked contract that carries a known signature but does not decode."""
+
+    log: RawLog
+    reason: str

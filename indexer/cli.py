@@ -1,0 +1,150 @@
+"""The `audifi-indexer` command line: the daemon and the operator's tools.
+
+Usage errors and invalid settings print one line and exit 2; other failures
+print one line and exit 1. Tracebacks only at AUDIFI_LOG_LEVEL=debug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from indexer import logs
+from indexer.config import Settings, load_settings
+from indexer.errors import ConfigError, IndexerError
+
+app = typer.Typer(
+    help="Index the AudiFi contracts from an Ethereum node into PostgreSQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+migrate_app = typer.Typer(help="Apply or revert the SQL migrations in sql/migrations.")
+app.add_typer(migrate_app, name="migrate")
+
+USAGE = 2
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {logs.redact(message)}", err=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        loaded = load_settings()
+    except ConfigError as e:
+        fail(str(e), USAGE)
+    logs.configure(level=loaded.log_level, fmt=loaded.log_format)
+    return loaded
+
+
+def run_async(work: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run a command's coroutine; our errors become one line, not a traceback."""
+    try:
+        return asyncio.run(work())
+    except ConfigError as e:
+        fail(str(e), USAGE)
+    except IndexerError as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+BlockOption = Annotated[int, typer.Option(min=0, help="A block number.")]
+
+
+@app.command()
+def run() -> None:
+    """Follow the chain from the stored checkpoint until SIGTERM/SIGINT."""
+    from indexer.service import run_daemon
+
+    loaded = settings()
+    run_async(lambda: run_daemon(loaded))
+
+
+@app.command()
+def backfill(
+    from_block: Annotated[int, typer.Option("--from-block", min=0, help="First block.")],
+    to_block: Annotated[int, typer.Option("--to-block", min=0, help="Last block.")],
+) -> None:
+    """Index exactly [--from-block, --to-block]; idempotent, safe beside a running daemon."""
+    from indexer.commands import run_backfill
+
+    if from_block > to_block:
+        fail(f"--from-block {from_block} is after --to-block {to_block}", USAGE)
+    loaded = settings()
+    run_async(lambda: run_backfill(loaded, from_block, to_block))
+
+
+@app.command()
+def rewind(
+    to_block: Annotated[int, typer.Option("--to-block", min=0, help="Keep blocks up to this.")],
+) -> None:
+    """Undo everything indexed above --to-block and move the checkpoint there."""
+    from indexer.commands import run_rewind
+
+    loaded = settings()
+    run_async(lambda: run_rewind(loaded, to_block))
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Checkpoint, head, lag, tracked contracts, event counts, last reorg."""
+    from indexer.commands import run_status
+
+    loaded = settings()
+    run_async(lambda: run_status(loaded, as_json=as_json))
+
+
+@app.command("refresh-views")
+def refresh_views() -> None:
+    """Refresh the dashboards' materialized views now (CONCURRENTLY)."""
+    from indexer.commands import run_refresh_views
+
+    loaded = settings()
+    run_async(lambda: run_refresh_views(loaded))
+
+
+@migrate_app.command("up")
+def migrate_up(
+    to: Annotated[int | None, typer.Option("--to", min=0, help="Stop at this version.")] = None,
+) -> None:
+    """Apply pending migrations (one transaction each, under an advisory lock)."""
+    from indexer.commands import run_migrate
+
+    loaded = settings()
+    run_async(lambda: run_migrate(loaded, "up", to))
+
+
+@migrate_app.command("down")
+def migrate_down(
+    to: Annotated[int, typer.Option("--to", min=0, help="Revert down to this version.")],
+) -> None:
+    """Revert migrations above --to."""
+    from indexer.commands import run_migrate
+
+    loaded = settings()
+    run_async(lambda: run_migrate(loaded, "down", to))
+
+
+@migrate_app.command("status")
+def migrate_status() -> None:
+    """List migrations and whether each is applied."""
+    from indexer.commands import run_migrate
+
+    loaded = settings()
+    run_async(lambda: run_migrate(loaded, "status", None))
+
+
+def main() -> None:
+    try:
+        app()
+    except SystemExit as e:
+        sys.exit(e.code)

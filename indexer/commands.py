@@ -1,0 +1,127 @@
+"""The one-shot operator commands behind the CLI (backfill, rewind, status, migrate)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import orjson
+import structlog
+import typer
+
+from indexer import migrate, statusreport
+from indexer.backfill import Progress, backfill
+from indexer.config import Settings
+from indexer.errors import Fatal
+from indexer.service import ensure_checkpoint, open_pipeline, open_pool
+from indexer.store.db import connection
+from indexer.store.state import Checkpoint
+from indexer.views import refresh_views
+
+log = structlog.get_logger("commands")
+
+_PROGRESS_EVERY = 5.0
+
+
+def _progress_printer() -> Any:
+    """A bar on a terminal; a plain line every few seconds otherwise."""
+    last = [0.0]
+    tty = sys.stderr.isatty()
+
+    def show(p: Progress) -> None:
+        rate = p.events / p.elapsed if p.elapsed > 0 else 0.0
+        share = p.done_blocks / p.total_blocks if p.total_blocks else 1.0
+        if tty:
+            bar = "#" * int(share * 30)
+            sys.stderr.write(
+                f"\r[{bar:<30}] {share:6.1%} blocks {p.done_blocks}/{p.total_blocks} "
+                f"events {p.events} ({rate:,.0f}/s)"
+            )
+            sys.stderr.flush()
+        elif time.monotonic() - last[0] >= _PROGRESS_EVERY:
+            last[0] = time.monotonic()
+            log.info(
+                "backfill_progress",
+                done_blocks=p.done_blocks,
+                total_blocks=p.total_blocks,
+                events=p.events,
+                events_per_s=round(rate),
+            )
+
+    return show
+
+
+async def run_backfill(settings: Settings, from_block: int, to_block: int) -> None:
+    async with open_pipeline(settings) as p:
+        head = await p.source.head()
+        if to_block > head:
+            raise Fatal(f"--to-block {to_block} is beyond the node's head {head}")
+        done = await backfill(
+            p,
+            from_block,
+            to_block,
+            head=head,
+            concurrency=settings.fetch_concurrency,
+            on_progress=_progress_printer(),
+        )
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    log.info(
+        "backfill_done",
+        from_block=from_block,
+        to_block=to_block,
+        events=done.events,
+        elapsed_s=round(done.elapsed, 2),
+        events_per_s=round(done.events / done.elapsed) if done.elapsed else 0,
+    )
+
+
+async def run_rewind(settings: Settings, to_block: int) -> None:
+    """The way out after a fork below the window: drop what is above, then restart `run`."""
+    async with open_pipeline(settings) as p:
+        await ensure_checkpoint(p)
+        header = (await p.source.headers([to_block]))[to_block]
+        if header is None:
+            raise Fatal(f"the node has no block {to_block}")
+        reverted = await p.store.rewind(Checkpoint(to_block, header.hash), old_head=None)
+    log.info("rewound", to_block=to_block, events_reverted=reverted.raw_rows)
+
+
+async def run_status(settings: Settings, *, as_json: bool) -> None:
+    async with open_pipeline(settings) as p:
+        report = await statusreport.collect(p)
+    if as_json:
+        typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    else:
+        typer.echo(statusreport.render(report))
+
+
+async def run_refresh_views(settings: Settings) -> None:
+    pool = await open_pool(settings)
+    try:
+        await refresh_views(pool)
+    finally:
+        await pool.close()
+
+
+async def run_migrate(settings: Settings, action: str, to: int | None) -> None:
+    pool = await open_pool(settings)
+    try:
+        async with connection(pool) as conn:
+            if action == "up":
+                applied = await migrate.migrate_up(conn, to=to)
+                typer.echo(f"applied: {applied or 'nothing to do'}")
+            elif action == "down":
+                assert to is not None
+                reverted = await migrate.migrate_down(conn, to=to)
+                typer.echo(f"reverted: {reverted or 'nothing to do'}")
+            else:
+                for state in await migrate.migration_status(conn):
+                    mark = "applied" if state.applied else "pending"
+                    bad = "" if state.checksum_ok in (True, None) else "  FILE CHANGED"
+                    typer.echo(f"{state.version:04d} {state.name:<24} {mark}{bad}")
+    except migrate.MigrationError as e:
+        raise Fatal(str(e)) from e
+    finally:
+        await pool.close()

@@ -1,0 +1,134 @@
+"""Settings from AUDIFI_* environment variables (pydantic-settings).
+
+Secrets (the database URLs) are SecretStr so that they never reach a log line,
+an error message or a repr by accident; `redact_url` is the one way to show one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from indexer.errors import ConfigError
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+
+
+def parse_address(value: str) -> bytes:
+    """A 0x-prefixed 20-byte hex address as bytes; raises ValueError otherwise."""
+    if not _ADDRESS.match(value):
+        raise ValueError("must be a 0x-prefixed 20-byte hex address")
+    return bytes.fromhex(value[2:])
+
+
+def _check_postgres_url(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL")
+    return value
+
+
+def _check_http_url(value: str) -> str:
+    if urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+PostgresUrl = Annotated[SecretStr, AfterValidator(_check_postgres_url)]
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+
+
+class Settings(BaseSettings):
+    """Every AUDIFI_* setting; defaults suit a local anvil and PostgreSQL."""
+
+    model_config = SettingsConfigDict(env_prefix="AUDIFI_", extra="ignore")
+
+    database_url: PostgresUrl | None = None
+    database_replica_url: PostgresUrl | None = None
+    db_pool_min: int = Field(default=2, ge=1)
+    db_pool_max: int = Field(default=10, ge=2)
+    db_statement_timeout_ms: int = Field(default=60_000, ge=0)
+
+    rpc_url: HttpUrl = "http://127.0.0.1:8545"
+    rpc_urls: Annotated[list[HttpUrl], NoDecode] = Field(default_factory=list)
+    rpc_timeout: float = Field(default=15.0, gt=0)
+    rpc_max_retries: int = Field(default=8, ge=0)
+    rpc_batch_size: int = Field(default=200, ge=1)
+
+    chain_id: int | None = Field(default=None, ge=1)
+    factory_address: str | None = None
+    start_block: int | None = Field(default=None, ge=0)
+    confirmations: int = Field(default=0, ge=0)
+    poll_interval: float = Field(default=0.2, gt=0)
+    reorg_window: int = Field(default=128, ge=1)
+
+    getlogs_initial_range: int = Field(default=2_000, ge=1)
+    getlogs_max_range: int = Field(default=100_000, ge=1)
+    batch_max_logs: int = Field(default=20_000, ge=1)
+    fetch_concurrency: int = Field(default=3, ge=1)
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9108, ge=0, le=65535)
+    ready_max_lag_blocks: int = Field(default=10, ge=0)
+    view_refresh_interval: float = Field(default=0.0, ge=0)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("rpc_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("factory_address")
+    @classmethod
+    def _check_factory(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_address(value)
+        return value
+
+    @property
+    def rpc_endpoints(self) -> list[str]:
+        """AUDIFI_RPC_URLS when given, else the single AUDIFI_RPC_URL."""
+        return self.rpc_urls or [self.rpc_url]
+
+    @property
+    def factory(self) -> bytes:
+        if self.factory_address is None:
+            raise ConfigError("AUDIFI_FACTORY_ADDRESS: is required for this command")
+        return parse_address(self.factory_address)
+
+    def database_dsn(self) -> str:
+        if self.database_url is None:
+            raise ConfigError("AUDIFI_DATABASE_URL: is required for this command")
+        return self.database_url.get_secret_value()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; an invalid value becomes one ConfigError line naming the variable."""
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "settings"
+        raise ConfigError(f"AUDIFI_{field.upper()}: {first['msg']}") from None
+    if settings.db_pool_min > settings.db_pool_max:
+        raise ConfigError("AUDIFI_DB_POOL_MIN: must not exceed AUDIFI_DB_POOL_MAX")
+    return settings
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, safe to log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

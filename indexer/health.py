@@ -1,0 +1,97 @@
+"""Liveness, readiness and lag, served with the metrics on one small HTTP server.
+
+/healthz: the loop turned recently. /readyz: database and node answer and the
+lag is under AUDIFI_READY_MAX_LAG_BLOCKS, i.e. caught up and healthy.
+Nothing else is served: no configuration, no version of a dependency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import prometheus_client
+from aiohttp import web
+
+from indexer import metrics
+from indexer.step import StepResult
+from indexer.store.state import Store
+
+_ALIVE_SECONDS = 60.0
+
+
+class Health:
+    """What the follower last saw; lag metrics are set from the stored checkpoint."""
+
+    def __init__(self, store: Store, *, max_lag_blocks: int) -> None:
+        self.store = store
+        self.max_lag_blocks = max_lag_blocks
+        self.last_turn = time.monotonic()
+        self.last_ok = 0.0
+        self.lag_blocks: int | None = None
+
+    def failed(self) -> None:
+        self.last_turn = time.monotonic()
+        metrics.UP.set(0)
+
+    async def stepped(self, result: StepResult) -> None:
+        now = time.monotonic()
+        self.last_turn = self.last_ok = now
+        checkpoint = await self.store.checkpoint()
+        if checkpoint is None:
+            return
+        self.lag_blocks = max(0, result.head - checkpoint.number)
+        metrics.INDEXED_BLOCK.set(checkpoint.number)
+        metrics.LAG_BLOCKS.set(self.lag_blocks)
+        metrics.LAST_PROGRESS_TIMESTAMP.set(time.time())
+        stamp = await self.store.block_timestamp(checkpoint.number)
+        if self.lag_blocks == 0:
+            metrics.LAG_SECONDS.set(0)
+        elif stamp is not None:
+            metrics.LAG_SECONDS.set(max(0.0, time.time() - stamp))
+        metrics.UP.set(1 if self.lag_blocks <= self.max_lag_blocks else 0)
+
+    def alive(self) -> bool:
+        return time.monotonic() - self.last_turn < _ALIVE_SECONDS
+
+    async def ready(self) -> tuple[bool, str]:
+        if self.lag_blocks is None:
+            return False, "not caught up yet"
+        if time.monotonic() - self.last_ok > _ALIVE_SECONDS:
+            return False, "no successful step recently"
+        if self.lag_blocks > self.max_lag_blocks:
+            return False, f"lag {self.lag_blocks} blocks"
+        try:
+            await asyncio.wait_for(self.store.pool.fetchval("select 1"), timeout=2.0)
+        except Exception as e:  # the readiness probe reports any failure, it never raises
+            metrics.UP.set(0)
+            return False, f"database: {type(e).__name__}"
+        return True, "ok"
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    body = prometheus_client.generate_latest()
+    return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
+
+
+def _app(health: Health) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(status=200 if health.alive() else 503, text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        ok, why = await health.ready()
+        return web.Response(status=200 if ok else 503, text=why + "\n")
+
+    app = web.Application()
+    app.add_routes(
+        [web.get("/metrics", _metrics), web.get("/healthz", healthz), web.get("/readyz", readyz)]
+    )
+    return app
+
+
+async def serve(health: Health, *, host: str, port: int) -> web.AppRunner:
+    """Start the HTTP server; the caller stops it with `await runner.cleanup()`."""
+    runner = web.AppRunner(_app(health), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

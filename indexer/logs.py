@@ -1,0 +1,51 @@
+"""structlog setup: JSON lines off a terminal, colours on one, secrets never printed."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+_CREDENTIALS = re.compile(r"(://[^:/@\s]+):([^@\s]+)@")
+_SECRET_KEYS = ("password", "secret", "token", "dsn", "database_url")
+
+
+def redact(text: str) -> str:
+    """Replace the password of any URL in `text` with ***."""
+    return _CREDENTIALS.sub(r"\1:***@", text)
+
+
+def _redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in list(event.items()):
+        if any(s in key.lower() for s in _SECRET_KEYS) and key != "event":
+            event[key] = "***"
+        elif isinstance(value, str):
+            event[key] = redact(value)
+    return event
+
+
+def configure(*, level: str = "info", fmt: str = "auto") -> None:
+    """Configure once per process; `fmt` is auto, json or console."""
+    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redact_event,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

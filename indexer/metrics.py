@@ -1,0 +1,87 @@
+"""Every Prometheus metric the indexer exports, in one place.
+
+One prefix (`audifi_indexer_`), units in names, and only low-cardinality
+labels: never a block number, hash or address.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+PREFIX = "audifi_indexer"
+
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+BUILD_INFO = Info(f"{PREFIX}_build", "Version of the running indexer.")
+
+CHAIN_HEAD_BLOCK = Gauge(f"{PREFIX}_chain_head_block", "Latest block number the node reports.")
+INDEXED_BLOCK = Gauge(f"{PREFIX}_indexed_block", "Block number of the stored checkpoint.")
+LAG_BLOCKS = Gauge(f"{PREFIX}_lag_blocks", "Chain head minus the checkpoint, in blocks.")
+LAG_SECONDS = Gauge(
+    f"{PREFIX}_lag_seconds", "Wall clock minus the timestamp of the checkpoint's block."
+)
+LAST_PROGRESS_TIMESTAMP = Gauge(
+    f"{PREFIX}_last_progress_timestamp_seconds",
+    "Unix time at which the follower last committed or confirmed it is at the head.",
+)
+TRACKED_CONTRACTS = Gauge(
+    f"{PREFIX}_tracked_contracts", "Contracts whose logs are followed.", ["kind"]
+)
+
+EVENTS_INDEXED = Counter(
+    f"{PREFIX}_events_indexed_total", "Decoded events newly written, by kind.", ["kind"]
+)
+ROWS_WRITTEN = Counter(f"{PREFIX}_raw_rows_written_total", "Raw event rows inserted.")
+QUARANTINED_LOGS = Counter(
+    f"{PREFIX}_quarantined_logs_total", "Logs from tracked contracts that did not decode."
+)
+BATCHES = Counter(f"{PREFIX}_batches_total", "Committed batches, by driver.", ["mode"])
+BATCH_DURATION = Histogram(
+    f"{PREFIX}_batch_duration_seconds",
+    "Wall time of one step: fetch, decode, write.",
+    buckets=_DURATION_BUCKETS,
+)
+DB_WRITE_DURATION = Histogram(
+    f"{PREFIX}_db_write_duration_seconds",
+    "Time of one write transaction.",
+    buckets=_DURATION_BUCKETS,
+)
+TIME_SPENT = Counter(
+    f"{PREFIX}_time_spent_seconds_total",
+    "Seconds spent per side, to tell which one binds: node, database or decode.",
+    ["side"],
+)
+
+RPC_REQUESTS = Counter(
+    f"{PREFIX}_rpc_requests_total", "JSON-RPC calls by method and outcome.", ["method", "outcome"]
+)
+RPC_LATENCY = Histogram(
+    f"{PREFIX}_rpc_latency_seconds",
+    "Latency of one HTTP round trip to the node (a batch counts once).",
+    buckets=_DURATION_BUCKETS,
+)
+RPC_RETRIES = Counter(
+    f"{PREFIX}_rpc_retries_total", "Requests retried after a retryable fault.", ["reason"]
+)
+GETLOGS_SPLITS = Counter(
+    f"{PREFIX}_getlogs_range_splits_total", "eth_getLogs ranges shrunk after a node refused them."
+)
+STEP_RETRIES = Counter(
+    f"{PREFIX}_step_retries_total", "Steps run again after a retryable error.", ["error"]
+)
+
+REORGS = Counter(f"{PREFIX}_reorgs_total", "Chain reorganisations handled.")
+REORG_DEPTH = Histogram(
+    f"{PREFIX}_reorg_depth_blocks",
+    "Depth of handled reorganisations.",
+    buckets=(1, 2, 3, 5, 8, 13, 21, 34, 64, 128, 256),
+)
+REORGS_TOO_DEEP = Counter(
+    f"{PREFIX}_reorgs_too_deep_total", "Forks found below the reorg window (fatal)."
+)
+
+BACKFILL_TARGET_BLOCK = Gauge(f"{PREFIX}_backfill_target_block", "Last block of the backfill.")
+BACKFILL_DONE_BLOCKS = Gauge(
+    f"{PREFIX}_backfill_done_blocks", "Blocks of the running backfill already committed."
+)
+BACKFILL_TOTAL_BLOCKS = Gauge(f"{PREFIX}_backfill_total_blocks", "Blocks in the running backfill.")
+
+UP = Gauge(f"{PREFIX}_ready", "1 when /readyz would answer 200, else 0.")

@@ -1,0 +1,164 @@
+"""Wiring: settings -> pool, node, store, registry, pipeline; and the daemon's lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import structlog
+
+from indexer import __version__, metrics
+from indexer.chain import ContractKind, TrackedContract
+from indexer.config import Settings, redact_url
+from indexer.errors import DatabaseUnavailable, Fatal, Retryable, SchemaBehind
+from indexer.follow import Backoff, follow, wait_or_stop
+from indexer.health import Health, serve
+from indexer.migrate import pending_versions
+from indexer.ranges import RangePlanner
+from indexer.registry import Registry
+from indexer.rpc import RpcClient
+from indexer.source import ChainSource
+from indexer.step import Pipeline
+from indexer.store.db import connection, create_pool
+from indexer.store.state import Checkpoint, Store
+from indexer.views import refresh_views_periodically
+
+log = structlog.get_logger("service")
+
+
+async def find_deployment_block(source: ChainSource, address: bytes, head: int) -> int:
+    """The first block at which `address` has code (binary search over eth_getCode)."""
+    if not await source.has_code(address, head):
+        raise Fatal(f"no contract at AUDIFI_FACTORY_ADDRESS 0x{address.hex()} on this chain")
+    low, high = 0, head
+    while low < high:
+        middle = (low + high) // 2
+        if await source.has_code(address, middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+async def open_pool(settings: Settings) -> asyncpg.Pool:
+    return await create_pool(
+        settings.database_dsn(),
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
+
+
+async def require_migrated(pool: asyncpg.Pool) -> None:
+    async with connection(pool) as conn:
+        pending = await pending_versions(conn)
+    if pending:
+        raise SchemaBehind(
+            f"the database is behind: migrations {pending} are pending; "
+            "run `audifi-indexer migrate up` first"
+        )
+
+
+@asynccontextmanager
+async def open_pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
+    """Connect to both ends and build the pipeline; closes everything on exit."""
+    pool = await open_pool(settings)
+    rpc = RpcClient(
+        settings.rpc_endpoints, timeout=settings.rpc_timeout, max_retries=settings.rpc_max_retries
+    )
+    try:
+        await require_migrated(pool)
+        source = ChainSource(rpc, batch_size=settings.rpc_batch_size)
+        chain_id = await source.chain_id()
+        if settings.chain_id is not None and settings.chain_id != chain_id:
+            raise Fatal(f"AUDIFI_CHAIN_ID is {settings.chain_id} but the node serves {chain_id}")
+        store = Store(pool, chain_id, reorg_window=settings.reorg_window)
+        since = settings.start_block
+        if since is None:
+            since = await find_deployment_block(source, settings.factory, await source.head())
+        registry = Registry(TrackedContract(settings.factory, ContractKind.FACTORY, since))
+        registry.add(await store.tracked_contracts())
+        planner = RangePlanner(
+            span=settings.getlogs_initial_range,
+            max_span=settings.getlogs_max_range,
+            target_logs=settings.batch_max_logs,
+        )
+        yield Pipeline(
+            source=source,
+            store=store,
+            registry=registry,
+            planner=planner,
+            reorg_window=settings.reorg_window,
+            confirmations=settings.confirmations,
+        )
+    finally:
+        await rpc.close()
+        await pool.close()
+
+
+async def ensure_checkpoint(p: Pipeline) -> Checkpoint:
+    """The stored checkpoint, created just before the start block on first start."""
+    existing = await p.store.checkpoint()
+    if existing is not None:
+        return existing
+    before = p.registry.factory.since_block - 1
+    header = (await p.source.headers([before]))[before] if before >= 0 else None
+    checkpoint = Checkpoint(before, header.hash if header else bytes(32))
+    await p.store.init_checkpoint(checkpoint)
+    log.info("checkpoint_created", block=before)
+    return checkpoint
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_daemon(settings: Settings) -> None:
+    """The long-running follower: waits for its dependencies, then follows until signalled."""
+    stop = asyncio.Event()
+    _install_signals(stop)
+    metrics.BUILD_INFO.info({"version": __version__})
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            async with open_pipeline(settings) as p:
+                await _serve_and_follow(p, settings, stop)
+                return
+        except (Retryable, DatabaseUnavailable) as e:
+            log.warning(
+                "waiting_for_dependencies",
+                error=str(e),
+                database=redact_url(settings.database_dsn()),
+                rpc=[redact_url(u) for u in settings.rpc_endpoints],
+            )
+            await wait_or_stop(stop, backoff.next())
+
+
+async def _serve_and_follow(p: Pipeline, settings: Settings, stop: asyncio.Event) -> None:
+    checkpoint = await ensure_checkpoint(p)
+    health = Health(p.store, max_lag_blocks=settings.ready_max_lag_blocks)
+    runner = await serve(health, host=settings.metrics_host, port=settings.metrics_port)
+    refresher = None
+    if settings.view_refresh_interval > 0:
+        refresher = asyncio.create_task(
+            refresh_views_periodically(p.store.pool, settings.view_refresh_interval, stop)
+        )
+    log.info(
+        "started",
+        chain_id=p.store.chain_id,
+        checkpoint=checkpoint.number,
+        contracts=len(p.registry.addresses(up_to=2**63)),
+        metrics=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+    )
+    try:
+        await follow(p, poll_interval=settings.poll_interval, stop=stop, health=health)
+    finally:
+        if refresher is not None:
+            refresher.cancel()
+        await runner.cleanup()
+        log.info("stopped")

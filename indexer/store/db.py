@@ -1,0 +1,74 @@
+"""The connection pool, its session settings, and the database's errors mapped to ours."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import cast
+
+import asyncpg
+
+from indexer.errors import DatabaseUnavailable, Fatal
+
+_TRANSIENT = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.QueryCanceledError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+async def create_pool(
+    dsn: str, *, min_size: int, max_size: int, statement_timeout_ms: int
+) -> asyncpg.Pool:
+    """A pool whose sessions suit bulk writes and never hang forever."""
+    settings = {
+        "application_name": "audifi-indexer",
+        "statement_timeout": str(statement_timeout_ms),
+        "idle_in_transaction_session_timeout": str(max(statement_timeout_ms, 60_000) * 2),
+        "lock_timeout": str(statement_timeout_ms),
+        "jit": "off",
+    }
+    try:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            server_settings=settings,
+            command_timeout=None,
+        )
+    except _TRANSIENT as e:
+        raise DatabaseUnavailable(f"connecting to PostgreSQL: {type(e).__name__}") from e
+    except asyncpg.exceptions.InvalidPasswordError as e:
+        raise Fatal("connecting to PostgreSQL: authentication failed") from e
+    except asyncpg.exceptions.InvalidCatalogNameError as e:
+        raise Fatal("connecting to PostgreSQL: the database does not exist") from e
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def database_errors(doing: str) -> AsyncIterator[None]:
+    """Wrap driver errors: connection trouble is retryable, the rest is fatal and loud."""
+    try:
+        yield
+    except _TRANSIENT as e:
+        raise DatabaseUnavailable(f"{doing}: {type(e).__name__}: {e}") from e
+    except asyncpg.exceptions.UniqueViolationError as e:
+        raise Fatal(f"{doing}: unexpected duplicate, refusing to continue: {e}") from e
+    except asyncpg.PostgresError as e:
+        raise Fatal(f"{doing}: {type(e).__name__}: {e}") from e
+
+
+@asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection, typed as the plain connection the query functions take."""
+    async with pool.acquire() as conn:
+        yield cast(asyncpg.Connection, conn)

@@ -1,0 +1,67 @@
+"""Real-time events for the backend, sent with NOTIFY inside the batch's transaction,
+so listeners hear of exactly what committed (and nothing of what rolled back).
+
+Channel `audifi_events`; each payload is one JSON object with a `type`:
+`ipo.mint` {masterId, mintedSupply}, `nft.transfer` {nftId, contract, tokenId,
+newOwner}, `indexer.batch` {fromBlock, toBlock, nftTransfers} when a batch moved
+more tokens than `MAX_TRANSFER_NOTICES` (a backfill), and `indexer.reorg`
+{forkBlock, revertedFromBlock, revertedToBlock}.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+CHANNEL = "audifi_events"
+MAX_TRANSFER_NOTICES = 500
+
+_IPO_MINTS = """
+select pg_notify($1, json_build_object(
+    'type', 'ipo.mint', 'chainId', c.chain_id, 'masterId', c.master_id,
+    'mintedSupply', sum(c.minted_supply)::text)::text)
+from master_contracts c
+where c.master_id in (select master_id from stage_nft_transfers where from_address = $2)
+group by c.chain_id, c.master_id
+"""
+
+_NFT_TRANSFERS = """
+select pg_notify($1, json_build_object(
+    'type', 'nft.transfer', 'chainId', m.chain_id, 'nftId', m.id,
+    'contract', '0x' || encode(m.contract_address, 'hex'), 'tokenId', m.token_id::text,
+    'newOwner', '0x' || encode(m.owner_address, 'hex'))::text)
+from master_nfts m
+where (m.chain_id, m.contract_address, m.token_id) in (
+    select chain_id, contract_address, token_id from stage_nft_transfers)
+"""
+
+
+async def notify_batch(
+    conn: asyncpg.Connection, *, new_nft_transfers: int, from_block: int, to_block: int
+) -> None:
+    """Announce a batch's mints and owner changes. Runs inside the batch transaction."""
+    if not new_nft_transfers:
+        return
+    await conn.execute(_IPO_MINTS, CHANNEL, bytes(20))
+    if new_nft_transfers <= MAX_TRANSFER_NOTICES:
+        await conn.execute(_NFT_TRANSFERS, CHANNEL)
+        return
+    payload = {
+        "type": "indexer.batch",
+        "fromBlock": from_block,
+        "toBlock": to_block,
+        "nftTransfers": new_nft_transfers,
+    }
+    await conn.execute("select pg_notify($1, $2)", CHANNEL, orjson.dumps(payload).decode())
+
+
+async def notify_reorg(
+    conn: asyncpg.Connection, *, fork_block: int, reverted_to_block: int
+) -> None:
+    payload = {
+        "type": "indexer.reorg",
+        "forkBlock": fork_block,
+        "revertedFromBlock": fork_block + 1,
+        "revertedToBlock": reverted_to_block,
+    }
+    await conn.execute("select pg_notify($1, $2)", CHANNEL, orjson.dumps(payload).decode())

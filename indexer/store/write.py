@@ -1,0 +1,323 @@
+"""Write one batch: raw rows, derived state, reorg window and checkpoint in ONE transaction.
+
+Rows are COPied (binary) into temporary staging tables, rows already stored
+are dropped from the stage, and the rest is inserted; every derived statement
+then reads the stage, so deltas apply only for raw events that are new here.
+A transaction-level advisory lock per chain serialises writers (the daemon and
+any backfills), which makes "drop what is stored, insert the rest" race-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+import asyncpg
+
+from indexer.chain import ZERO_ADDRESS, BlockRef
+from indexer.derive import Row, StagedRows
+
+WRITE_LOCK = 0x4155_4449  # "AUDI": the per-chain writer lock's first key
+
+_RAW = (
+    "chain_id bigint, block_number bigint, block_hash bytea, block_timestamp timestamptz, "
+    "tx_hash bytea, log_index integer"
+)
+RAW_COLUMNS = ("chain_id", "block_number", "block_hash", "block_timestamp", "tx_hash", "log_index")
+
+STAGES: dict[str, tuple[str, ...]] = {
+    "master_contracts": ("master_id", "nft_address", "distributor_address", "total_supply"),
+    "artist_tokens": ("artist_id", "token_address", "symbol", "decimals"),
+    "nft_transfers": ("contract_address", "token_id", "from_address", "to_address", "master_id"),
+    "token_transfers": ("token_address", "from_address", "to_address", "value"),
+    "dividend_events": (
+        "distributor_address",
+        "dividend_id",
+        "payer_address",
+        "token_address",
+        "amount",
+        "amount_per_share",
+    ),
+    "dividend_claims": (
+        "distributor_address",
+        "dividend_id",
+        "holder_address",
+        "token_id",
+        "amount",
+    ),
+}
+_STAGE_TYPES = {
+    "master_contracts": "master_id uuid, nft_address bytea, distributor_address bytea, "
+    "total_supply numeric",
+    "artist_tokens": "artist_id uuid, token_address bytea, symbol text, decimals smallint",
+    "nft_transfers": "contract_address bytea, token_id numeric, from_address bytea, "
+    "to_address bytea, master_id uuid",
+    "token_transfers": "token_address bytea, from_address bytea, to_address bytea, value numeric",
+    "dividend_events": "distributor_address bytea, dividend_id numeric, payer_address bytea, "
+    "token_address bytea, amount numeric, amount_per_share numeric",
+    "dividend_claims": "distributor_address bytea, dividend_id numeric, holder_address bytea, "
+    "token_id numeric, amount numeric",
+}
+# Columns of the raw table filled from the stage (master_id on nft_transfers is stage-only).
+_INSERTED = {
+    table: RAW_COLUMNS + tuple(c for c in columns if (table, c) != ("nft_transfers", "master_id"))
+    for table, columns in STAGES.items()
+}
+
+
+def _stage_ddl(table: str) -> str:
+    return (
+        f"create temp table if not exists stage_{table} ({_RAW}, {_STAGE_TYPES[table]}) "
+        "on commit delete rows"
+    )
+
+
+_DROP_STORED = """
+delete from stage_{table} s
+using {table} t
+where t.chain_id = s.chain_id and t.tx_hash = s.tx_hash and t.log_index = s.log_index
+"""
+
+_INSERT_RAW = "insert into {table} ({columns}) select {columns} from stage_{table}"
+
+# Contracts count the transfers already stored (an out-of-order backfill may have
+# indexed them first); this batch's own transfers are added by the deltas below.
+_INSERT_MASTER_CONTRACTS = """
+insert into master_contracts (
+    chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
+    master_id, nft_address, distributor_address, total_supply, minted_supply, burned_supply
+)
+select
+    s.chain_id, s.block_number, s.block_hash, s.block_timestamp, s.tx_hash, s.log_index,
+    s.master_id, s.nft_address, s.distributor_address, s.total_supply,
+    (select count(*) from nft_transfers t
+      where t.chain_id = s.chain_id and t.contract_address = s.nft_address
+        and t.from_address = $1),
+    (select count(*) from nft_transfers t
+      where t.chain_id = s.chain_id and t.contract_address = s.nft_address
+        and t.to_address = $1)
+from stage_master_contracts s
+"""
+
+_INSERT_ARTIST_TOKENS = """
+insert into artist_tokens (
+    chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
+    artist_id, token_address, symbol, decimals, total_supply
+)
+select
+    s.chain_id, s.block_number, s.block_hash, s.block_timestamp, s.tx_hash, s.log_index,
+    s.artist_id, s.token_address, s.symbol, s.decimals,
+    coalesce((select sum(case when t.from_address = $1 then t.value else -t.value end)
+                from token_transfers t
+               where t.chain_id = s.chain_id and t.token_address = s.token_address
+                 and (t.from_address = $1 or t.to_address = $1)), 0)
+from stage_artist_tokens s
+"""
+
+# An NFT's owner only moves forward in chain order (block, log index).
+_UPSERT_OWNERS = """
+insert into master_nfts as m (
+    chain_id, contract_address, token_id, master_id, owner_address, is_burned,
+    last_transfer_block, last_transfer_log_index, last_transfer_at, last_transfer_tx_hash
+)
+select distinct on (contract_address, token_id)
+    chain_id, contract_address, token_id, master_id, to_address, to_address = $1,
+    block_number, log_index, block_timestamp, tx_hash
+from stage_nft_transfers
+order by contract_address, token_id, block_number desc, log_index desc
+on conflict (chain_id, contract_address, token_id) do update set
+    owner_address = excluded.owner_address,
+    is_burned = excluded.is_burned,
+    last_transfer_block = excluded.last_transfer_block,
+    last_transfer_log_index = excluded.last_transfer_log_index,
+    last_transfer_at = excluded.last_transfer_at,
+    last_transfer_tx_hash = excluded.last_transfer_tx_hash,
+    updated_at = now()
+where (excluded.last_transfer_block, excluded.last_transfer_log_index)
+    > (m.last_transfer_block, m.last_transfer_log_index)
+"""
+
+_SET_MINTED = """
+update master_nfts m
+set minted_block = s.block_number, minted_at = s.block_timestamp, mint_tx_hash = s.tx_hash
+from (
+    select distinct on (contract_address, token_id)
+        chain_id, contract_address, token_id, block_number, block_timestamp, tx_hash
+    from stage_nft_transfers
+    where from_address = $1
+    order by contract_address, token_id, block_number, log_index
+) s
+where m.chain_id = s.chain_id and m.contract_address = s.contract_address
+  and m.token_id = s.token_id
+  and (m.minted_block is null or s.block_number < m.minted_block)
+"""
+
+_SUPPLY_DELTAS = """
+update master_contracts c
+set minted_supply = c.minted_supply + d.minted,
+    burned_supply = c.burned_supply + d.burned,
+    updated_at = now()
+from (
+    select chain_id, contract_address,
+           count(*) filter (where from_address = $1) as minted,
+           count(*) filter (where to_address = $1) as burned
+    from stage_nft_transfers
+    group by chain_id, contract_address
+) d
+where c.chain_id = d.chain_id and c.nft_address = d.contract_address
+  and (d.minted > 0 or d.burned > 0)
+"""
+
+_SYNC_IPO_SUPPLY = """
+update master_ipos i
+set minted_supply = coalesce(
+    (select sum(c.minted_supply) from master_contracts c where c.master_id = i.master_id), 0)
+where i.master_id = any($1::uuid[])
+"""
+
+_BALANCE_DELTAS = """
+insert into token_holders as h (chain_id, token_address, holder_address, balance, updated_block)
+select chain_id, token_address, holder, sum(delta), max(block_number)
+from (
+    select chain_id, token_address, to_address as holder, value as delta, block_number
+    from stage_token_transfers where to_address <> $1
+    union all
+    select chain_id, token_address, from_address, -value, block_number
+    from stage_token_transfers where from_address <> $1
+) d
+group by chain_id, token_address, holder
+on conflict (chain_id, token_address, holder_address) do update set
+    balance = h.balance + excluded.balance,
+    updated_block = greatest(h.updated_block, excluded.updated_block),
+    updated_at = now()
+"""
+
+_COIN_SUPPLY_DELTAS = """
+update artist_tokens a
+set total_supply = a.total_supply + d.delta, updated_at = now()
+from (
+    select chain_id, token_address,
+           sum(case when from_address = $1 then value else -value end) as delta
+    from stage_token_transfers
+    where from_address = $1 or to_address = $1
+    group by chain_id, token_address
+) d
+where a.chain_id = d.chain_id and a.token_address = d.token_address
+"""
+
+_DIVIDEND_TOTALS = """
+insert into dividend_totals as t (chain_id, distributor_address, dividend_id,
+                                  claimed_amount, claims_count)
+select chain_id, distributor_address, dividend_id, sum(amount), count(*)
+from stage_dividend_claims
+group by chain_id, distributor_address, dividend_id
+on conflict (chain_id, distributor_address, dividend_id) do update set
+    claimed_amount = t.claimed_amount + excluded.claimed_amount,
+    claims_count = t.claims_count + excluded.claims_count
+"""
+
+_HOLDER_TOTALS = """
+insert into dividend_holder_totals as t (chain_id, distributor_address, holder_address,
+                                         claimed_amount, claims_count)
+select chain_id, distributor_address, holder_address, sum(amount), count(*)
+from stage_dividend_claims
+group by chain_id, distributor_address, holder_address
+on conflict (chain_id, distributor_address, holder_address) do update set
+    claimed_amount = t.claimed_amount + excluded.claimed_amount,
+    claims_count = t.claims_count + excluded.claims_count
+"""
+
+_INSERT_QUARANTINE = """
+insert into indexer_quarantine (
+    chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
+    address, topics, data, reason
+)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+on conflict (chain_id, tx_hash, log_index) do nothing
+"""
+
+
+async def lock_chain(conn: asyncpg.Connection, chain_id: int) -> None:
+    """Serialise writers of one chain until the transaction ends."""
+    await conn.execute("select pg_advisory_xact_lock($1, $2)", WRITE_LOCK, chain_id % 2**31)
+
+
+async def _stage(conn: asyncpg.Connection, table: str, rows: list[Row]) -> int:
+    """COPY rows into the stage, drop the ones already stored; returns how many are new."""
+    await conn.execute(_stage_ddl(table))
+    await conn.copy_records_to_table(
+        f"stage_{table}", records=rows, columns=[*RAW_COLUMNS, *STAGES[table]]
+    )
+    status = await conn.execute(_DROP_STORED.format(table=table))
+    return len(rows) - int(status.split()[-1])
+
+
+async def write_rows(conn: asyncpg.Connection, staged: StagedRows) -> dict[str, int]:
+    """Insert new raw rows and apply their derived changes; returns new rows per table.
+
+    Must run inside a transaction holding `lock_chain`."""
+    new: dict[str, int] = {}
+    for table, rows in staged.tables().items():
+        new[table] = await _stage(conn, table, rows) if rows else 0
+    if new["master_contracts"]:
+        await conn.execute(_INSERT_MASTER_CONTRACTS, ZERO_ADDRESS)
+    if new["artist_tokens"]:
+        await conn.execute(_INSERT_ARTIST_TOKENS, ZERO_ADDRESS)
+    for table in ("nft_transfers", "token_transfers", "dividend_events", "dividend_claims"):
+        if new[table]:
+            columns = ", ".join(_INSERTED[table])
+            await conn.execute(_INSERT_RAW.format(table=table, columns=columns))
+    if new["nft_transfers"]:
+        await _derive_nfts(conn)
+    if new["token_transfers"]:
+        await conn.execute(_BALANCE_DELTAS, ZERO_ADDRESS)
+        await conn.execute(_COIN_SUPPLY_DELTAS, ZERO_ADDRESS)
+    if new["dividend_claims"]:
+        await conn.execute(_DIVIDEND_TOTALS)
+        await conn.execute(_HOLDER_TOTALS)
+    if staged.quarantine:
+        await conn.executemany(_INSERT_QUARANTINE, staged.quarantine)
+    return new
+
+
+async def _derive_nfts(conn: asyncpg.Connection) -> None:
+    await conn.execute(_UPSERT_OWNERS, ZERO_ADDRESS)
+    await conn.execute(_SET_MINTED, ZERO_ADDRESS)
+    await conn.execute(_SUPPLY_DELTAS, ZERO_ADDRESS)
+    masters = await conn.fetch("select distinct master_id from stage_nft_transfers")
+    await sync_ipo_supply(conn, [r["master_id"] for r in masters])
+
+
+async def sync_ipo_supply(conn: asyncpg.Connection, master_ids: Sequence[UUID]) -> None:
+    """Keep master_ipos.minted_supply equal to what the chain minted for those masters."""
+    if master_ids:
+        await conn.execute(_SYNC_IPO_SUPPLY, list(master_ids))
+
+
+_UPSERT_WINDOW = """
+insert into indexer_blocks (chain_id, block_number, block_hash, parent_hash, block_timestamp)
+select $1, * from unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::timestamptz[])
+on conflict (chain_id, block_number) do update set
+    block_hash = excluded.block_hash,
+    parent_hash = excluded.parent_hash,
+    block_timestamp = excluded.block_timestamp
+"""
+
+
+async def remember_blocks(
+    conn: asyncpg.Connection, chain_id: int, headers: Sequence[BlockRef], *, keep_from: int
+) -> None:
+    """Store headers for the reorg window and forget those below `keep_from`."""
+    if headers:
+        await conn.execute(
+            _UPSERT_WINDOW,
+            chain_id,
+            [h.number for h in headers],
+            [h.hash for h in headers],
+            [h.parent_hash for h in headers],
+            [datetime.fromtimestamp(h.timestamp, tz=UTC) for h in headers],
+        )
+    await conn.execute(
+        "delete from indexer_blocks where chain_id = $1 and block_number < $2", chain_id, keep_from
+    )

@@ -1,0 +1,3 @@
+drop table artist_follows;
+drop table producers;
+drop table artists;

@@ -1,0 +1,2 @@
+drop table master_nfts;
+drop table nft_transfers;

@@ -1,0 +1,5 @@
+drop table dividend_holder_totals;
+drop table dividend_totals;
+drop table dividend_claims;
+drop table dividend_events;
+drop table revenue_events;
