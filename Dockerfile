@@ -14,7 +14,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY indexer ./indexer
-RUN python3 -m venv /opt/venv \
+# A TLS-intercepting proxy's CA can be handed in as the optional build secret "pip_ca"
+# (deploy/image.sh passes $PIP_CERT); it is mounted for this step only, never stored.
+RUN --mount=type=secret,id=pip_ca \
+    if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi \
+ && python3 -m venv /opt/venv \
  && /opt/venv/bin/pip install --quiet --upgrade pip \
  && /opt/venv/bin/pip wheel --quiet --no-deps --wheel-dir /tmp/wheels . \
  && /opt/venv/bin/pip install --quiet /tmp/wheels/audifi_indexer-*.whl \
@@ -26,8 +30,8 @@ FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="audifi-indexer" \
       org.opencontainers.image.description="Follows the AudiFi contracts on an Ethereum JSON-RPC node and writes them into PostgreSQL."
 # A fixed numeric uid so that Kubernetes' runAsNonRoot can check it.
-RUN groupadd --system --gid 10001 audifi \
- && useradd --system --uid 10001 --gid audifi --no-create-home \
+RUN groupadd --gid 10001 audifi \
+ && useradd --uid 10001 --gid audifi --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin audifi
 COPY --from=builder /opt/venv /opt/venv
 COPY sql /opt/audifi/sql

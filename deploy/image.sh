@@ -13,12 +13,15 @@
 # is not in local storage and cannot be pulled, a bookworm + python3 base is built
 # once with debootstrap and used instead ($LOCAL_BASE).
 #
+# pip in the build stage trusts $CA_BUNDLE (default: $PIP_CERT) when set, for networks
+# that intercept TLS; it is passed as a build secret and stays out of the image.
+#
 # The smoke test runs, inside the image and as its non-root user:
 #   audifi-indexer --help
 #   audifi-indexer migrate up / migrate status   against a scratch database on the host's PostgreSQL
-#   audifi-indexer backfill                       against a host anvil with deployed contracts
-#                                                 (skipped, with a message, while the dev-chain
-#                                                 toolkit has no workload entry point yet)
+#   audifi-indexer backfill / status              against a host anvil with a seeded workload
+#   audifi-indexer run                            /healthz, /readyz, /metrics from the host, the
+#                                                 image's HEALTHCHECK inside it, SIGTERM -> exit 0
 # The scratch database and anvil are removed/stopped on exit, pass or fail.
 set -euo pipefail
 
@@ -27,6 +30,7 @@ IMAGE=${IMAGE:-localhost/audifi-indexer:dev}
 PYTHON_IMAGE=${PYTHON_IMAGE:-}
 DEFAULT_PYTHON_IMAGE=docker.io/library/python:3.11-slim
 LOCAL_BASE=${LOCAL_BASE:-localhost/audifi-python-base:bookworm}
+CA_BUNDLE=${CA_BUNDLE:-${PIP_CERT:-}}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PGHOST=${PGHOST:-127.0.0.1}
 PGPORT=${PGPORT:-5432}
@@ -96,13 +100,18 @@ cmd_build() {
     local eng base
     eng=$(engine)
     base=$(resolve_base)
-    say "building $IMAGE with $eng from $base"
+    local -a args=(--build-arg "PYTHON_IMAGE=$base" -t "$IMAGE" -f "$REPO/Dockerfile")
+    # Behind a TLS-intercepting proxy pip needs its CA: the same bundle pip uses here.
+    if [[ -n $CA_BUNDLE ]]; then
+        [[ -s $CA_BUNDLE ]] || die "CA bundle $CA_BUNDLE is missing or empty"
+        args+=(--secret "id=pip_ca,src=$CA_BUNDLE")
+    fi
+    say "building $IMAGE with $eng from $base${CA_BUNDLE:+ (pip CA: $CA_BUNDLE)}"
     if [[ $eng == docker ]]; then
-        docker build --build-arg "PYTHON_IMAGE=$base" -t "$IMAGE" -f "$REPO/Dockerfile" "$REPO"
+        docker build "${args[@]}" "$REPO"
     else
         # --format docker keeps HEALTHCHECK (the OCI image format has no field for it).
-        podman build --isolation=chroot --format docker --pull=never \
-            --build-arg "PYTHON_IMAGE=$base" -t "$IMAGE" -f "$REPO/Dockerfile" "$REPO"
+        podman build --isolation=chroot --format docker --pull=never "${args[@]}" "$REPO"
     fi
     say "built $IMAGE"
 }
@@ -118,12 +127,17 @@ COUNT_SQL="select 'checkpoint=' || coalesce((select max(block_number)::text from
 CTR=""
 SCRATCH_DB=""
 ANVIL_PID=""
+DAEMON_PID=""
 WORKDIR=""
 
 cleanup() {
     local rc=$?
     if [[ -n $CTR ]]; then
         buildah rm "$CTR" >/dev/null 2>&1 || true
+    fi
+    if [[ -n $DAEMON_PID ]]; then
+        kill "$DAEMON_PID" 2>/dev/null || true
+        wait "$DAEMON_PID" 2>/dev/null || true
     fi
     if [[ -n $ANVIL_PID ]]; then
         kill "$ANVIL_PID" 2>/dev/null || true
@@ -148,7 +162,8 @@ in_image() {
     done
     printf '\n$ %s\n' "$*" >&2
     if [[ $(engine) == docker ]]; then
-        docker run --rm --network host "${envs[@]}" --entrypoint "$1" "$IMAGE" "${@:2}"
+        docker run --rm --network host ${DOCKER_NAME:+--name "$DOCKER_NAME"} "${envs[@]}" \
+            --entrypoint "$1" "$IMAGE" "${@:2}"
     else
         buildah run --isolation=chroot --network host "${envs[@]}" "$CTR" -- "$@"
     fi
@@ -196,6 +211,67 @@ print(anvil_binary(), DEFAULT_CHAIN_ID, DEFAULT_BLOCK_GAS_LIMIT)')
     ANVIL_PID=$!
 }
 
+descendants() {
+    local child
+    for child in $(pgrep -P "$1" || true); do
+        echo "$child"
+        descendants "$child"
+    done
+}
+
+http_code() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1" || true
+}
+
+# `audifi-indexer run` in the image: /healthz, /readyz and /metrics reached from the host on
+# 0.0.0.0, the image's own HEALTHCHECK command run inside it, then SIGTERM -> clean exit 0.
+run_daemon() {
+    say "audifi-indexer run: health endpoints, HEALTHCHECK, metrics, SIGTERM"
+    local port base deadline pid code
+    port=$(free_port)
+    base="http://127.0.0.1:$port"
+    SMOKE_ENV+=("AUDIFI_METRICS_PORT=$port")
+    DOCKER_NAME="audifi-smoke-$$" in_image audifi-indexer run >"$WORKDIR/run.log" 2>&1 &
+    DAEMON_PID=$!
+    deadline=$((SECONDS + 60))
+    until [[ $(http_code "$base/readyz") == 200 ]]; do
+        if ! kill -0 "$DAEMON_PID" 2>/dev/null || ((SECONDS > deadline)); then
+            tail -20 "$WORKDIR/run.log" >&2
+            die "the daemon did not become ready on $base/readyz within 60 s"
+        fi
+        sleep 0.5
+    done
+    printf '  /healthz %s  /readyz %s\n' "$(http_code "$base/healthz")" "$(http_code "$base/readyz")"
+    curl -s "$base/metrics" | grep -E '^audifi_indexer_(lag_blocks|indexed_block|chain_head_block|ready|build_info)' \
+        | sed 's/^/  metrics: /'
+    local -a check
+    mapfile -t check < <("$(engine)" image inspect "$IMAGE" | python3 -c \
+        'import json, sys; i = json.load(sys.stdin)[0]  # podman: top level; docker: under Config
+print(*(i.get("Healthcheck") or i["Config"]["Healthcheck"])["Test"][1:], sep="\n")')
+    ((${#check[@]} > 1)) || die "the image has no HEALTHCHECK"
+    in_image "${check[@]}" && echo "  image HEALTHCHECK: exit 0" || die "the image's HEALTHCHECK failed"
+    if [[ $(engine) == docker ]]; then
+        docker kill --signal TERM "audifi-smoke-$$" >/dev/null
+    else
+        # buildah does not forward signals: send SIGTERM to the indexer process itself.
+        for pid in $(descendants "$DAEMON_PID"); do
+            if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'audifi-indexer run'; then
+                kill -TERM "$pid"
+            fi
+        done
+    fi
+    deadline=$((SECONDS + 30))
+    while kill -0 "$DAEMON_PID" 2>/dev/null; do
+        ((SECONDS < deadline)) || die "the daemon did not stop within 30 s of SIGTERM"
+        sleep 0.2
+    done
+    wait "$DAEMON_PID" && code=0 || code=$?
+    DAEMON_PID=""
+    grep -E '"event": "(started|stopped|serving|follow[a-z_]*)"' "$WORKDIR/run.log" | tail -4 | cut -c1-200 | sed 's/^/  run log: /' || true
+    ((code == 0)) || { tail -20 "$WORKDIR/run.log" >&2; die "the daemon exited $code after SIGTERM"; }
+    echo "  stopped on SIGTERM with exit 0"
+}
+
 cmd_test() {
     trap cleanup EXIT
     local eng
@@ -211,10 +287,9 @@ cmd_test() {
     say "image identity"
     in_image sh -c 'echo "uid=$(id -u) gid=$(id -g) python=$(python3 --version 2>&1) migrations=$AUDIFI_MIGRATIONS_DIR metrics=$AUDIFI_METRICS_HOST:$AUDIFI_METRICS_PORT"'
     [[ $(in_image id -u) != 0 ]] || die "the image runs as root"
-    if in_image sh -c 'command -v gcc || command -v cc || command -v pip || command -v pip3' >/dev/null; then
-        die "build tools or pip are present in the final image"
-    fi
-    in_image sh -c 'ls "$AUDIFI_MIGRATIONS_DIR"'
+    in_image sh -c 'for t in gcc cc make pip pip3; do if command -v $t; then exit 1; fi; done; echo "no compiler, make or pip: ok"' \
+        || die "build tools or pip are present in the final image"
+    in_image sh -c 'echo "$(ls "$AUDIFI_MIGRATIONS_DIR" | grep -c "\.up\.sql$") up-migrations in $AUDIFI_MIGRATIONS_DIR"'
 
     say "audifi-indexer --help"
     in_image audifi-indexer --help
@@ -225,7 +300,8 @@ cmd_test() {
     SMOKE_ENV+=("AUDIFI_DATABASE_URL=postgresql://$PGUSER@$PGHOST:$PGPORT/$SCRATCH_DB")
     in_image audifi-indexer migrate up
     in_image audifi-indexer migrate status
-    psql -X -q -d "$SCRATCH_DB" -c '\dt' | sed 's/^/  host psql: /'
+    printf '  host psql: %s tables in public\n' \
+        "$(psql -X -A -t -d "$SCRATCH_DB" -c "select count(*) from pg_tables where schemaname = 'public'")"
 
     say "backfill against a host anvil"
     [[ -x $HOST_PY ]] || die "the host venv is missing at $HOST_PY (make install)"
@@ -245,6 +321,7 @@ cmd_test() {
     [[ $stored =~ nft_transfers=([0-9]+)\ token_transfers=([0-9]+) ]] \
         && ((BASH_REMATCH[1] > 0 && BASH_REMATCH[2] > 0)) \
         || die "the backfill stored no transfers"
+    run_daemon
     say "smoke test passed"
 }
 

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import threading
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -57,17 +57,17 @@ def find_server() -> Server:
         return Server(url)
     if _run_in_thread(_answers(LOCAL_DSN)):
         return Server(LOCAL_DSN)
-    import pgserver  # the 'embedded' extra; only needed when no server answers
+    from pgserver.postgres_server import get_server  # the 'embedded' extra
 
     EMBEDDED_DATA.parent.mkdir(exist_ok=True)
-    server = pgserver.get_server(EMBEDDED_DATA, cleanup_mode="stop")
+    server = get_server(EMBEDDED_DATA, cleanup_mode="stop")
     return Server(server.get_uri(), stop=server.cleanup)
 
 
 async def _answers(dsn: str) -> bool:
     try:
         conn = await asyncpg.connect(dsn, timeout=3)
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return False
     await conn.close()
     return True
@@ -93,9 +93,9 @@ def pg_tool(name: str, server_version: int) -> str:
     found = shutil.which(name)
     if found is not None and _major_version(found) >= server_version:
         return found
-    import pgserver
+    from pgserver._commands import POSTGRES_BIN_PATH
 
-    return str(pgserver.POSTGRES_BIN_PATH / name)
+    return str(POSTGRES_BIN_PATH / name)
 
 
 def _major_version(program: str) -> int:
@@ -116,6 +116,10 @@ class Databases:
         self._thread = threading.Thread(target=self._loop.run_forever, name="pg-admin", daemon=True)
         self._thread.start()
         self._conn = self.run(connect(admin_dsn))
+        # Drops go over their own connection, one at a time, while tests run on.
+        self._dropper = self.run(connect(admin_dsn))
+        self._drop_lock = asyncio.Lock()
+        self._drops: list[Future[None]] = []
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Runs `coro` on the admin loop and waits for it."""
@@ -137,8 +141,12 @@ class Databases:
         return name
 
     def drop(self, name: str) -> None:
-        """Drops `name`, ending its sessions first (WITH (FORCE))."""
-        self.run(self._conn.execute(f"drop database if exists {_ident(name)} with (force)"))
+        """Drops `name` in the background, ending its sessions first; close() waits for it."""
+        self._drops.append(asyncio.run_coroutine_threadsafe(self._drop(name), self._loop))
+
+    async def _drop(self, name: str) -> None:
+        async with self._drop_lock:
+            await self._dropper.execute(f"drop database if exists {_ident(name)} with (force)")
 
     def drop_stale(self) -> None:
         """Drops databases left by sessions on this host whose process is gone."""
@@ -154,10 +162,16 @@ class Databases:
                 self.drop(row["datname"])
 
     def close(self) -> None:
-        self.run(self._conn.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        """Waits for the pending drops (raising the first failure), then closes."""
+        try:
+            for drop in self._drops:
+                drop.result(_TIMEOUT_S)
+        finally:
+            self.run(self._conn.close())
+            self.run(self._dropper.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
 
 
 async def _migrate_to_head(url: str) -> None:

@@ -8,10 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_abi.abi import encode
 from eth_utils.crypto import keccak
 
 from indexer.devchain import contracts as c
-from indexer.devchain.anvil import Anvil, block_number, dev_accounts, mine, start_anvil
+from indexer.devchain.anvil import (
+    Anvil,
+    block_number,
+    dev_accounts,
+    mine,
+    reorg,
+    revert,
+    rollback,
+    snapshot,
+    start_anvil,
+)
 from indexer.devchain.oracle import Deposit, read_state
 from indexer.devchain.rpc import RpcClient
 from indexer.devchain.workload import DEFAULT_MIX, Kind, Workload, WorkloadConfig
@@ -85,6 +96,32 @@ def test_start_stop_leaves_no_process(tmp_path: Path) -> None:
     assert not _pid_alive(again.pid)
 
 
+def test_fork_helpers(anvil: Anvil) -> None:
+    rpc = anvil.rpc
+    mine(rpc, 3)
+    snap = snapshot(rpc)
+    mine(rpc, 2)
+    assert revert(rpc, snap) and block_number(rpc) == 3
+    old_head = rpc.call("eth_getBlockByNumber", ["0x3", False])["hash"]
+    admin = "0x" + dev_accounts(rpc)[0].hex()
+    reorg(rpc, 2, [({"from": admin, "to": admin, "value": "0x1"}, 1)])
+    new_head = rpc.call("eth_getBlockByNumber", ["0x3", False])
+    assert block_number(rpc) == 3  # same height, new branch
+    assert new_head["hash"] != old_head and len(new_head["transactions"]) == 1
+    rollback(rpc, 1)
+    assert block_number(rpc) == 2
+
+
+def test_live_rounds_on_interval_mining() -> None:
+    with start_anvil(block_time=0.2) as node:
+        config = WorkloadConfig(seed=5, masters=2, artists=2, mine_blocks=False)
+        workload = Workload(node.rpc, config)
+        first = workload.run(300)
+        second = workload.round(300)
+        assert second.events >= 300 and second.first_block > first.first_block
+        assert len(_logs(node.rpc)) == first.events + second.events
+
+
 def test_small_workload_emits_exactly_the_spec_events(anvil: Anvil) -> None:
     workload = Workload(anvil.rpc, SMALL)
     summary = workload.run(2500)
@@ -120,7 +157,8 @@ def test_small_workload_emits_exactly_the_spec_events(anvil: Anvil) -> None:
 def test_workload_is_deterministic_for_a_seed() -> None:
     def events_of(seed: int) -> list[EventTuple]:
         with start_anvil(no_mining=True) as node:
-            workload = Workload(node.rpc, WorkloadConfig(seed=seed, masters=4, artists=4))
+            config = WorkloadConfig(seed=seed, masters=4, artists=4, mix=ALL_KINDS_MIX)
+            workload = Workload(node.rpc, config)
             workload.run(1500)
             workload.round(200)  # live mode continues from the same state
             workload.round(200)
@@ -177,6 +215,8 @@ def test_oracle_on_a_hand_computed_scenario() -> None:
         )
         with pytest.raises(c.TxFailed):  # each token claims once per dividend
             run(c.claim_batch_tx(admin, dist, 1, [1]))
+        run(c.withdraw_native_tx(a, dist))  # a's 200 wei leave the distributor
+        assert int(rpc.call("eth_getBalance", [c.hex_address(dist), "latest"]), 16) == 800
 
         state = read_state(rpc, factory)
         earlier = read_state(rpc, factory, block=minted_at)
@@ -195,3 +235,22 @@ def test_oracle_on_a_hand_computed_scenario() -> None:
     }
     assert state.claims_by_dividend == {(dist, 1): 400, (dist, 2): 200_000}
     assert state.claims_by_holder == {(dist, a): 200_200, (dist, b): 200}
+
+
+def test_calldata_encoder_matches_eth_abi() -> None:
+    tokens = [bytes([i]) * 20 for i in range(1, 4)]
+    cases: list[tuple[str, tuple[Any, ...]]] = [
+        ("mintBatch(address,uint256)", (tokens[0], 5)),
+        ("adminTransferBatch(uint256[],address[])", ([1, 2**256 - 1, 3], tokens)),
+        ("adminTransferBatch(address[],address[],uint256[])", (tokens, tokens, [2**255, 0, 7])),
+        ("deployArtistCoin(bytes16,string,uint8)", (b"\x07" * 16, "TUNE" * 9, 18)),
+        ("deployArtistCoin(bytes16,string,uint8)", (b"\x07" * 16, "", 0)),
+        ("claimBatch(uint256,uint256[])", (3, [])),
+        ("depositNative()", ()),
+    ]
+    for signature, args in cases:
+        types = signature[signature.index("(") + 1 : -1].split(",") if args else []
+        expected = keccak(text=signature)[:4] + encode(types, list(args))
+        assert c.encode_call(signature, *args) == expected, signature
+    with pytest.raises(ValueError):
+        c.encode_call("deployArtistCoin(bytes16,string,uint8)", b"\x07" * 16, "X", 256)

@@ -127,8 +127,9 @@ def start_anvil(
 
     Mining: automine by default, `block_time` for interval mining, `no_mining` for
     mining only on evm_mine/anvil_mine. Transactions are ordered first-in first-out so a
-    workload's events come out in the order it sent them. Raises AnvilError (with anvil's
-    output) if it does not come up; no process is left behind in that case.
+    workload's events come out in the order it sent them. `extra_args` must not set the
+    port. Raises AnvilError (with anvil's output) if it does not come up; no process is
+    left behind in that case.
     """
     args = [
         f"--accounts={accounts}",
@@ -145,12 +146,17 @@ def start_anvil(
         args.append(f"--load-state={load_state}")
     if dump_state is not None:
         args.append(f"--dump-state={dump_state}")
-    args.extend(extra_args)
+    return _start([str(anvil_binary()), *args, *extra_args], chain_id, log_path, ready_timeout)
+
+
+def _start(argv: list[str], chain_id: int, log_path: Path | None, timeout: float) -> Anvil:
+    """Spawns and waits; retries on a new port if another process took the free one."""
     log = log_path or _temp_log()
-    for attempt in range(3):
-        anvil = _spawn([str(anvil_binary()), *args], log, owns_log=log_path is None)
+    output = ""
+    for _ in range(3):
+        anvil = _spawn(argv, log, owns_log=log_path is None)
         try:
-            ready = _wait_ready(anvil, chain_id, ready_timeout)
+            ready = _wait_ready(anvil, chain_id, timeout)
         except BaseException:
             anvil.stop()
             raise
@@ -158,7 +164,7 @@ def start_anvil(
             return anvil
         output = anvil.log_tail()
         anvil.stop()
-        if "in use" not in output or attempt == 2:
+        if "in use" not in output:
             break
     raise AnvilError(f"anvil did not start:\n{output}")
 

@@ -177,12 +177,12 @@ class Store:
         new_rows = await write_rows(conn, batch.staged)
         checkpoint = _advanced(stored, batch)
         if checkpoint is not None:
-            window = [h for n, h in sorted(batch.headers.items()) if n >= batch.window_from]
-            window.append(batch.headers[batch.to_block])
+            window = {n: h for n, h in batch.headers.items() if n >= batch.window_from}
+            window[batch.to_block] = batch.headers[batch.to_block]
             await remember_blocks(
                 conn,
                 self.chain_id,
-                window,
+                [window[n] for n in sorted(window)],
                 keep_from=checkpoint.number - self.reorg_window,
             )
             await conn.execute(_SET_CHECKPOINT, self.chain_id, checkpoint.number, checkpoint.hash)

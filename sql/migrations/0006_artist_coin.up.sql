@@ -16,7 +16,9 @@ create table artist_tokens (
     symbol text not null,
     decimals smallint not null check (decimals between 0 and 255),
     -- Derived: mints - burns.
-    total_supply numeric(78, 0) not null default 0 check (total_supply >= 0),
+    -- No (>= 0) check: a backfill run out of order may add a burn before its mint;
+    -- the sum converges once every range is indexed.
+    total_supply numeric(78, 0) not null default 0,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now(),
     primary key (chain_id, tx_hash, log_index),

@@ -1,0 +1,80 @@
+"""Helpers shared by the tests that index a real anvil chain."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from indexer.config import Settings, load_settings
+from indexer.devchain.anvil import Anvil
+
+INDEXER = [sys.executable, "-m", "indexer"]
+
+
+@dataclass(frozen=True)
+class Chain:
+    anvil: Anvil
+    factory: bytes
+    factory_block: int
+
+    @property
+    def url(self) -> str:
+        return self.anvil.url
+
+
+def settings_for(database_url: str, chain: Chain, **overrides: object) -> Settings:
+    return load_settings(
+        database_url=database_url,
+        rpc_url=chain.url,
+        factory_address="0x" + chain.factory.hex(),
+        **overrides,
+    )
+
+
+def indexer_env(database_url: str, chain: Chain, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIFI_")}
+    env.update(
+        AUDIFI_DATABASE_URL=database_url,
+        AUDIFI_RPC_URL=chain.url,
+        AUDIFI_FACTORY_ADDRESS="0x" + chain.factory.hex(),
+        AUDIFI_METRICS_PORT="0",
+        AUDIFI_LOG_FORMAT="json",
+        **extra,
+    )
+    return env
+
+
+@contextmanager
+def running_indexer(
+    args: list[str], env: dict[str, str], *, log_path: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `audifi-indexer ARGS`; on exit stop exactly that process (SIGTERM, then SIGKILL)."""
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen([*INDEXER, *args], env=env, stdout=out, stderr=out)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if log_path:
+            out.close()  # type: ignore[union-attr]
+
+
+def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return process.returncode
+        time.sleep(0.05)
+    return None

@@ -1,0 +1,169 @@
+"""Compare what the indexer stored with the chain itself (the oracle), and snapshot
+every indexed table for equality checks between two databases."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+
+from indexer.devchain.oracle import ChainState, read_state
+from indexer.devchain.rpc import RpcClient
+
+ZERO = bytes(20)
+
+# Tables the indexer writes, with the columns that do not depend on when they were written.
+INDEXED_TABLES: dict[str, str] = {
+    "master_contracts": "chain_id, block_number, block_hash, tx_hash, log_index, master_id, "
+    "nft_address, distributor_address, total_supply, minted_supply, burned_supply",
+    "artist_tokens": "chain_id, block_number, block_hash, tx_hash, log_index, artist_id, "
+    "token_address, symbol, decimals, total_supply",
+    "nft_transfers": "chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index, "
+    "contract_address, token_id, from_address, to_address",
+    "token_transfers": "chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index, "
+    "token_address, from_address, to_address, value",
+    "dividend_events": "chain_id, block_number, block_hash, tx_hash, log_index, "
+    "distributor_address, dividend_id, payer_address, token_address, amount, amount_per_share",
+    "dividend_claims": "chain_id, block_number, block_hash, tx_hash, log_index, "
+    "distributor_address, dividend_id, holder_address, token_id, amount",
+    "master_nfts": "chain_id, contract_address, token_id, master_id, owner_address, is_burned, "
+    "minted_block, mint_tx_hash, last_transfer_block, last_transfer_log_index, "
+    "last_transfer_tx_hash",
+    "token_holders": "chain_id, token_address, holder_address, balance, updated_block",
+    "dividend_totals": "chain_id, distributor_address, dividend_id, claimed_amount, claims_count",
+    "dividend_holder_totals": "chain_id, distributor_address, holder_address, claimed_amount, "
+    "claims_count",
+}
+
+
+async def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every indexed table's rows, sorted, without write-time columns."""
+    conn = await asyncpg.connect(url)
+    try:
+        result = {}
+        for table, columns in INDEXED_TABLES.items():
+            rows = await conn.fetch(f"select {columns} from {table} order by {columns}")
+            result[table] = [tuple(r) for r in rows]
+        return result
+    finally:
+        await conn.close()
+
+
+def oracle(rpc_url: str, factory: bytes, from_block: int = 0) -> ChainState:
+    with RpcClient(rpc_url) as rpc:
+        return read_state(rpc, factory, from_block=from_block)
+
+
+async def mismatches(url: str, state: ChainState) -> list[str]:
+    """Every way the database disagrees with the chain; [] when it agrees."""
+    conn = await asyncpg.connect(url)
+    try:
+        return [
+            *await _owners(conn, state),
+            *await _balances(conn, state),
+            *await _claims(conn, state),
+            *await _supplies(conn, state),
+        ]
+    finally:
+        await conn.close()
+
+
+async def _owners(conn: asyncpg.Connection, state: ChainState) -> list[str]:
+    rows = await conn.fetch("select contract_address, token_id, owner_address from master_nfts")
+    stored = {(bytes(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+    expected = {
+        (nft, token): owner for nft, owners in state.nft_owners.items() for token, owner in owners.items()
+    }
+    for nft, burned in state.nft_burned.items():
+        for token in burned:
+            expected[(nft, token)] = ZERO
+    return [
+        f"owner of {k[0].hex()}#{k[1]}: db {stored.get(k, b'').hex()} chain {expected.get(k, b'').hex()}"
+        for k in stored.keys() | expected.keys()
+        if stored.get(k) != expected.get(k)
+    ]
+
+
+async def _balances(conn: asyncpg.Connection, state: ChainState) -> list[str]:
+    rows = await conn.fetch("select token_address, holder_address, balance from token_holders")
+    stored = {(bytes(r[0]), bytes(r[1])): int(r[2]) for r in rows}
+    expected = {
+        (token, holder): balance
+        for token, balances in state.coin_balances.items()
+        for holder, balance in balances.items()
+        if holder != ZERO
+    }
+    return [
+        f"balance of {k[1].hex()} in {k[0].hex()}: db {stored.get(k)} chain {expected.get(k)}"
+        for k in stored.keys() | expected.keys()
+        if stored.get(k, 0) != expected.get(k, 0)
+    ]
+
+
+async def _claims(conn: asyncpg.Connection, state: ChainState) -> list[str]:
+    by_dividend = {
+        (bytes(r[0]), int(r[1])): int(r[2])
+        for r in await conn.fetch(
+            "select distributor_address, dividend_id, claimed_amount from dividend_totals"
+        )
+    }
+    by_holder = {
+        (bytes(r[0]), bytes(r[1])): int(r[2])
+        for r in await conn.fetch(
+            "select distributor_address, holder_address, claimed_amount from dividend_holder_totals"
+        )
+    }
+    problems = [
+        f"claims of dividend {k}: db {by_dividend.get(k)} chain {v}"
+        for k, v in state.claims_by_dividend.items()
+        if by_dividend.get(k) != v
+    ]
+    problems += [
+        f"claims of holder {k}: db {by_holder.get(k)} chain {v}"
+        for k, v in state.claims_by_holder.items()
+        if by_holder.get(k) != v
+    ]
+    if len(by_dividend) != len(state.claims_by_dividend):
+        problems.append("dividend_totals has rows the chain does not")
+    if len(by_holder) != len(state.claims_by_holder):
+        problems.append("dividend_holder_totals has rows the chain does not")
+    deposits = await conn.fetchval("select count(*) from dividend_events")
+    if deposits != len(state.deposits):
+        problems.append(f"deposits: db {deposits} chain {len(state.deposits)}")
+    return problems
+
+
+async def _supplies(conn: asyncpg.Connection, state: ChainState) -> list[str]:
+    minted = {
+        bytes(r[0]): int(r[1])
+        for r in await conn.fetch("select nft_address, minted_supply from master_contracts")
+    }
+    supply = {
+        bytes(r[0]): int(r[1])
+        for r in await conn.fetch("select token_address, total_supply from artist_tokens")
+    }
+    problems = [
+        f"minted supply of {k.hex()}: db {minted.get(k)} chain {v}"
+        for k, v in state.nft_minted.items()
+        if minted.get(k) != v
+    ]
+    problems += [
+        f"total supply of {k.hex()}: db {supply.get(k)} chain {v}"
+        for k, v in state.coin_total_supply.items()
+        if supply.get(k) != v
+    ]
+    if set(minted) != set(state.masters) or set(supply) != set(state.artist_coins):
+        problems.append("the set of contracts differs from what the factory deployed")
+    return problems
+
+
+async def wait_for_match(url: str, rpc_url: str, factory: bytes, *, timeout: float) -> list[str]:
+    """Poll until the database agrees with the chain, or the deadline passes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        problems = await mismatches(url, oracle(rpc_url, factory))
+        if not problems or loop.time() > deadline:
+            return problems
+        await asyncio.sleep(0.2)
