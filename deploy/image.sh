@@ -24,6 +24,7 @@
 #                                                 image's HEALTHCHECK inside it, SIGTERM -> exit 0
 # The scratch database and anvil are removed/stopped on exit, pass or fail.
 set -euo pipefail
+shopt -s extglob
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 IMAGE=${IMAGE:-localhost/audifi-indexer:dev}
@@ -255,14 +256,17 @@ print(*(i.get("Healthcheck") or i["Config"]["Healthcheck"])["Test"][1:], sep="\n
     else
         # buildah does not forward signals: send SIGTERM to the indexer process itself.
         for pid in $(descendants "$DAEMON_PID"); do
-            if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'audifi-indexer run'; then
+            # comm is the script's name (shebang) or python*; buildah's helpers are not.
+            if [[ $(cat "/proc/$pid/comm" 2>/dev/null) == @(audifi-indexer|python*) ]] \
+                && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q 'bin/audifi-indexer run'; then
+                echo "  SIGTERM to pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
                 kill -TERM "$pid"
             fi
         done
     fi
     deadline=$((SECONDS + 30))
     while kill -0 "$DAEMON_PID" 2>/dev/null; do
-        ((SECONDS < deadline)) || die "the daemon did not stop within 30 s of SIGTERM"
+        ((SECONDS < deadline)) || { tail -5 "$WORKDIR/run.log" >&2; die "the daemon did not stop within 30 s of SIGTERM"; }
         sleep 0.2
     done
     wait "$DAEMON_PID" && code=0 || code=$?

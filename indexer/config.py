@@ -127,7 +127,7 @@ def load_settings(**overrides: object) -> Settings:
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ***, safe to log."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if not parts.password:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""

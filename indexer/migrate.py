@@ -29,7 +29,7 @@ import structlog
 
 MIGRATIONS_DIR_ENV: Final = "AUDIFI_MIGRATIONS_DIR"
 # The pg_advisory_lock key every runner holds while migrating: b"audifimg" as a
-# big-endian bigint (0x61756469666d6d67). Only this module takes it.
+# big-endian bigint, 7022629597806685543. Only this module takes it.
 MIGRATION_LOCK_KEY: Final = int.from_bytes(b"audifimg", "big")
 
 _DEFAULT_DIR: Final = Path(__file__).resolve().parent.parent / "sql" / "migrations"

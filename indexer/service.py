@@ -16,7 +16,7 @@ from indexer.config import Settings, redact_url
 from indexer.errors import DatabaseUnavailable, Fatal, Retryable, SchemaBehind
 from indexer.follow import Backoff, follow, wait_or_stop
 from indexer.health import Health, serve
-from indexer.migrate import pending_versions
+from indexer.migrate import MigrationError, pending_versions
 from indexer.ranges import RangePlanner
 from indexer.registry import Registry
 from indexer.rpc import RpcClient
@@ -53,8 +53,11 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
 
 
 async def require_migrated(pool: asyncpg.Pool) -> None:
-    async with connection(pool) as conn:
-        pending = await pending_versions(conn)
+    try:
+        async with connection(pool) as conn:
+            pending = await pending_versions(conn)
+    except MigrationError as e:
+        raise Fatal(f"checking the schema: {e}") from e
     if pending:
         raise SchemaBehind(
             f"the database is behind: migrations {pending} are pending; "

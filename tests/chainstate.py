@@ -73,13 +73,16 @@ async def _owners(conn: asyncpg.Connection, state: ChainState) -> list[str]:
     rows = await conn.fetch("select contract_address, token_id, owner_address from master_nfts")
     stored = {(bytes(r[0]), int(r[1])): bytes(r[2]) for r in rows}
     expected = {
-        (nft, token): owner for nft, owners in state.nft_owners.items() for token, owner in owners.items()
+        (nft, token): owner
+        for nft, owners in state.nft_owners.items()
+        for token, owner in owners.items()
     }
     for nft, burned in state.nft_burned.items():
         for token in burned:
             expected[(nft, token)] = ZERO
     return [
-        f"owner of {k[0].hex()}#{k[1]}: db {stored.get(k, b'').hex()} chain {expected.get(k, b'').hex()}"
+        f"owner of {k[0].hex()}#{k[1]}: db {stored.get(k, b'').hex()} "
+        f"chain {expected.get(k, b'').hex()}"
         for k in stored.keys() | expected.keys()
         if stored.get(k) != expected.get(k)
     ]
@@ -158,10 +161,10 @@ async def _supplies(conn: asyncpg.Connection, state: ChainState) -> list[str]:
     return problems
 
 
-async def wait_for_match(url: str, rpc_url: str, factory: bytes, *, timeout: float) -> list[str]:
+async def wait_for_match(url: str, rpc_url: str, factory: bytes, *, within: float) -> list[str]:
     """Poll until the database agrees with the chain, or the deadline passes."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         problems = await mismatches(url, oracle(rpc_url, factory))
         if not problems or loop.time() > deadline:

@@ -2,9 +2,10 @@
 
 The server is $AUDIFI_TEST_DATABASE_URL, else the local one at 127.0.0.1:5432
 if it answers, else an embedded one (the pgserver wheel) with its data under
-.pgdata/test. Databases are created over one admin connection that lives on
-its own event-loop thread, so sync and async fixtures can use it whatever
-loop a test runs in. Their names carry this host and process
+.pgdata/test. Databases are created and dropped over admin connections that
+live on their own event-loop thread, so sync fixtures can use them whatever
+loop a test runs in, and a test does not wait for the previous one's drop.
+Their names carry this host and process
 (audifi_test_<host>_<pid>_<n>), so a session can drop what a killed session
 on this machine left behind without touching anyone else's.
 """
@@ -104,7 +105,7 @@ def _major_version(program: str) -> int:
 
 
 class Databases:
-    """Creates and drops this session's test databases over one admin connection."""
+    """Creates and drops this session's test databases."""
 
     def __init__(self, admin_dsn: str) -> None:
         self.admin_dsn = admin_dsn

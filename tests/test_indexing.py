@@ -15,7 +15,14 @@ from indexer.devchain.anvil import start_anvil
 from indexer.devchain.rpc import RpcClient
 from indexer.devchain.workload import Workload, WorkloadConfig
 from indexer.service import open_pipeline
-from tests.chainfixtures import INDEXER, Chain, indexer_env, running_indexer, settings_for, wait_exit
+from tests.chainfixtures import (
+    INDEXER,
+    Chain,
+    indexer_env,
+    running_indexer,
+    settings_for,
+    wait_exit,
+)
 from tests.chainstate import mismatches, oracle, snapshot, wait_for_match
 
 EVENTS = 20_000
@@ -71,9 +78,7 @@ async def test_backfill_matches_the_chain_and_is_idempotent(
     assert await snapshot(database_url) == before
 
 
-async def test_ranges_in_any_order_and_repeated_converge(
-    database_url: str, chain: Chain
-) -> None:
+async def test_ranges_in_any_order_and_repeated_converge(database_url: str, chain: Chain) -> None:
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     head = await _head(chain)
@@ -87,12 +92,10 @@ async def test_ranges_in_any_order_and_repeated_converge(
     assert await mismatches(database_url, oracle(chain.url, chain.factory)) == [], f"seed {seed}"
 
 
-def test_daemon_indexes_to_the_head_and_stops_on_sigterm(
-    database_url: str, chain: Chain
-) -> None:
+def test_daemon_indexes_to_the_head_and_stops_on_sigterm(database_url: str, chain: Chain) -> None:
     env = indexer_env(database_url, chain)
     with running_indexer(["run"], env) as daemon:
-        problems = _run(wait_for_match(database_url, chain.url, chain.factory, timeout=120))
+        problems = _run(wait_for_match(database_url, chain.url, chain.factory, within=120))
         assert problems == []
         daemon.send_signal(signal.SIGTERM)
         assert wait_exit(daemon, 10) == 0
@@ -113,9 +116,7 @@ def test_sigkill_during_backfill_then_restart_ends_at_the_chain(
             process.send_signal(signal.SIGKILL)
             process.wait(10)
     assert killed_mid_run >= 2, "the kills should land while the backfill runs"
-    finished = subprocess.run(
-        [*INDEXER, *args], env=env, capture_output=True, timeout=180
-    )
+    finished = subprocess.run([*INDEXER, *args], env=env, capture_output=True, timeout=180)
     assert finished.returncode == 0, finished.stderr.decode()[-2000:]
     assert _run(mismatches(database_url, oracle(chain.url, chain.factory))) == []
 

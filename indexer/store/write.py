@@ -169,12 +169,6 @@ where c.chain_id = d.chain_id and c.nft_address = d.contract_address
   and (d.minted > 0 or d.burned > 0)
 """
 
-_SYNC_IPO_SUPPLY = """
-update master_ipos i
-set minted_supply = coalesce(
-    (select sum(c.minted_supply) from master_contracts c where c.master_id = i.master_id), 0)
-where i.master_id = any($1::uuid[])
-"""
 
 _BALANCE_DELTAS = """
 insert into token_holders as h (chain_id, token_address, holder_address, balance, updated_block)
@@ -292,7 +286,9 @@ async def _derive_nfts(conn: asyncpg.Connection) -> None:
 async def sync_ipo_supply(conn: asyncpg.Connection, master_ids: Sequence[UUID]) -> None:
     """Keep master_ipos.minted_supply equal to what the chain minted for those masters."""
     if master_ids:
-        await conn.execute(_SYNC_IPO_SUPPLY, list(master_ids))
+        # The SQL function locks per master, like the backend's insert trigger, so an IPO
+        # row created while this batch is uncommitted still ends up with its mints.
+        await conn.execute("select sync_master_ipo_minted_supply($1::uuid[])", list(master_ids))
 
 
 _UPSERT_WINDOW = """
