@@ -103,6 +103,25 @@ def status(
     run_async(lambda: run_status(loaded, as_json=as_json))
 
 
+@app.command()
+def verify(
+    from_block: Annotated[int, typer.Option("--from-block", min=0, help="First block.")],
+    to_block: Annotated[int, typer.Option("--to-block", min=0, help="Last block.")],
+) -> None:
+    """Compare [--from-block, --to-block] with the node: block hashes, event counts per
+    block, and the owners and balances of the tokens touched. Read-only.
+
+    Prints each difference and exits 3 if there are any; else one summary line, exit 0.
+    """
+    from indexer.verify import DIFFERENCES_EXIT_CODE, run_verify
+
+    if from_block > to_block:
+        fail(f"--from-block {from_block} is after --to-block {to_block}", USAGE)
+    loaded = settings()
+    if not run_async(lambda: run_verify(loaded, from_block, to_block)):
+        raise typer.Exit(DIFFERENCES_EXIT_CODE)
+
+
 @app.command("refresh-views")
 def refresh_views() -> None:
     """Refresh the dashboards' materialized views now (CONCURRENTLY)."""

@@ -30,7 +30,8 @@ Row = tuple[Any, ...]
 
 @dataclass(slots=True)
 class StagedRows:
-    """Rows per staging table, in the column order of `store.write.STAGES`."""
+    """Rows per staging table, in the column order of `store.write.STAGES`; uint256
+    values as decimal strings, exact (the database turns them into numeric)."""
 
     master_contracts: list[Row] = field(default_factory=list)
     artist_tokens: list[Row] = field(default_factory=list)
@@ -67,14 +68,14 @@ def _event_row(event: Event) -> tuple[str, Row]:
                 event.master_id,
                 event.nft,
                 event.distributor,
-                event.total_supply,
+                str(event.total_supply),
             )
         case ArtistCoinDeployed():
             return "artist_tokens", (event.artist_id, event.token, event.symbol, event.decimals)
         case NftTransfer():
             return "nft_transfers", (
                 event.log.address,
-                event.token_id,
+                str(event.token_id),
                 event.sender,
                 event.recipient,
                 event.master_id,
@@ -84,24 +85,24 @@ def _event_row(event: Event) -> tuple[str, Row]:
                 event.log.address,
                 event.sender,
                 event.recipient,
-                event.value,
+                str(event.value),
             )
         case DividendDeposited():
             return "dividend_events", (
                 event.log.address,
-                event.dividend_id,
+                str(event.dividend_id),
                 event.payer,
                 event.token,
-                event.amount,
-                event.amount_per_share,
+                str(event.amount),
+                str(event.amount_per_share),
             )
         case DividendClaimed():
             return "dividend_claims", (
                 event.log.address,
-                event.dividend_id,
+                str(event.dividend_id),
                 event.holder,
-                event.token_id,
-                event.amount,
+                str(event.token_id),
+                str(event.amount),
             )
 
 

@@ -2,7 +2,8 @@
 
 Two kinds exist: messages that carry a usable range or block count, and
 catch-alls that only say "too much". Both become a LimitHint; anything else
-is not a limit error.
+is not a limit error. Numbers may carry thousands separators ("10,000") or a
+k suffix ("2K"); a result-count limit is never mistaken for a block ceiling.
 """
 
 from __future__ import annotations
@@ -10,22 +11,29 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+_NUMBER = r"(\d[\d,]*)(k?)\b"
 _HEX_RANGE = re.compile(r"\[\s*(0x[0-9a-fA-F]+)\s*,\s*(0x[0-9a-fA-F]+)\s*\]")
 _DEC_RANGE = re.compile(r"retry with the range (\d+)\s*-\s*(\d+)", re.IGNORECASE)
-_CEILINGS = (
-    re.compile(r"limited to a (\d+)", re.IGNORECASE),
-    re.compile(r"up to a (\d+)(k?) block range", re.IGNORECASE),
-    re.compile(r"maximum block range:?\s*(\d+)", re.IGNORECASE),
-    re.compile(r"at most (\d+) blocks", re.IGNORECASE),
-    re.compile(r"max(?:imum)? range (?:is |of )?(\d+)", re.IGNORECASE),
-    re.compile(r"range (?:is )?(?:greater|larger) than (\d+)", re.IGNORECASE),
-    re.compile(r"exceed(?:s|ed)? (?:the )?maximum block range:?\s*(\d+)", re.IGNORECASE),
+# Each states a block-count ceiling; the first that matches wins.
+_CEILINGS = tuple(
+    re.compile(pattern.format(n=_NUMBER), re.IGNORECASE)
+    for pattern in (
+        r"limited to a {n}",
+        r"up to a {n} block range",
+        r"max(?:imum)? block range\s*(?:is|of|=|:)?\s*{n}",
+        r"at most {n} blocks",
+        r"max(?:imum)? range (?:is |of )?{n}",
+        r"range (?:is )?(?:greater|larger) than {n}",
+        r"range \d+ exceeds limit of {n}",
+        r"too wide \(max(?:imum)?:? {n}\)",
+    )
 )
 _CATCH_ALLS = (
     "query returned more than",
     "block range too large",
     "block range is too large",
     "block range is too wide",
+    "block range is larger than",
     "range too large",
     "response is too big",
     "response size",
@@ -38,6 +46,8 @@ _CATCH_ALLS = (
     "query timeout",
     "log response size exceeded",
     "exceeded max",
+    # geth, when toBlock is past its head: asking for less is what can succeed.
+    "extends beyond current head",
 )
 LIMIT_EXCEEDED_CODE = -32005
 
@@ -54,10 +64,8 @@ def _ceiling(message: str) -> int | None:
     for pattern in _CEILINGS:
         match = pattern.search(message)
         if match:
-            value = int(match.group(1))
-            if match.lastindex == 2 and match.group(2):
-                value *= 1000
-            return value
+            value = int(match.group(1).replace(",", ""))
+            return value * 1000 if match.group(2) else value
     return None
 
 

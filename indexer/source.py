@@ -38,16 +38,17 @@ def parse_header(raw: dict[str, Any]) -> BlockRef:
 
 def parse_log(raw: dict[str, Any]) -> RawLog:
     """Direct parsing of one eth_getLogs item (web3's formatters are far slower)."""
+    fromhex = bytes.fromhex
     try:
         return RawLog(
-            block_number=int(raw["blockNumber"], 16),
-            block_hash=bytes.fromhex(raw["blockHash"][2:]),
-            tx_hash=bytes.fromhex(raw["transactionHash"][2:]),
-            log_index=int(raw["logIndex"], 16),
-            address=bytes.fromhex(raw["address"][2:]),
-            topics=tuple(bytes.fromhex(t[2:]) for t in raw["topics"]),
-            data=bytes.fromhex(raw["data"][2:]),
-            removed=bool(raw.get("removed", False)),
+            int(raw["blockNumber"], 16),
+            fromhex(raw["blockHash"][2:]),
+            fromhex(raw["transactionHash"][2:]),
+            int(raw["logIndex"], 16),
+            fromhex(raw["address"][2:]),
+            tuple([fromhex(t[2:]) for t in raw["topics"]]),
+            fromhex(raw["data"][2:]),
+            raw.get("removed") is True,
         )
     except (KeyError, TypeError, ValueError) as e:
         raise InconsistentResponse(f"eth_getLogs returned an unparsable log: {e}") from e

@@ -123,21 +123,22 @@ where c.chain_id = $1 and c.nft_address in (select contract_address from touched
 returning c.master_id
 """
 
+# One pass over the touched tokens' transfers (a per-holder lookup would need two more
+# indexes on the hot insert path); a self-transfer nets to zero as in the forward deltas.
 _RECOMPUTE_BALANCES = """
 update token_holders h
 set balance = s.balance, updated_block = s.last_block, updated_at = now()
-from touched_holders x
-cross join lateral (
-    select coalesce(sum(case when t.to_address = x.holder_address then t.value else 0 end)
-                  - sum(case when t.from_address = x.holder_address then t.value else 0 end), 0)
-               as balance,
-           max(t.block_number) as last_block
+from (
+    select t.token_address, d.holder, sum(d.delta) as balance, max(t.block_number) as last_block
     from token_transfers t
-    where t.chain_id = $1 and t.token_address = x.token_address
-      and (t.to_address = x.holder_address or t.from_address = x.holder_address)
+    cross join lateral (values (t.to_address, t.value), (t.from_address, -t.value))
+        as d(holder, delta)
+    join touched_holders x on x.token_address = t.token_address and x.holder_address = d.holder
+    where t.chain_id = $1
+      and t.token_address in (select token_address from touched_holders)
+    group by t.token_address, d.holder
 ) s
-where h.chain_id = $1 and h.token_address = x.token_address
-  and h.holder_address = x.holder_address
+where h.chain_id = $1 and h.token_address = s.token_address and h.holder_address = s.holder
 """
 
 _DROP_UNTOUCHED_HOLDERS = """
@@ -147,7 +148,11 @@ where h.chain_id = $1 and h.token_address = x.token_address
   and not exists (
     select 1 from token_transfers t
     where t.chain_id = $1 and t.token_address = x.token_address
-      and (t.to_address = x.holder_address or t.from_address = x.holder_address))
+      and t.to_address = x.holder_address)
+  and not exists (
+    select 1 from token_transfers t
+    where t.chain_id = $1 and t.token_address = x.token_address
+      and t.from_address = x.holder_address)
 """
 
 _RECOUNT_COIN_SUPPLY = """

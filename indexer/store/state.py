@@ -170,6 +170,10 @@ class Store:
         return result
 
     async def _commit_locked(self, conn: asyncpg.Connection, batch: Batch) -> Committed:
+        if batch.mode is Mode.BACKFILL:
+            # Bulk work: a server crash may lose the last few commits, but rows and the
+            # checkpoint go together, so a lost batch is simply indexed again.
+            await conn.execute("set local synchronous_commit = off")
         stored = await self._checkpoint_locked(conn)
         if batch.mode is Mode.FOLLOW and stored != batch.based_on:
             raise Retryable("the checkpoint moved while the batch was fetched")

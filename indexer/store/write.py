@@ -49,16 +49,20 @@ STAGES: dict[str, tuple[str, ...]] = {
 }
 _STAGE_TYPES = {
     "master_contracts": "master_id uuid, nft_address bytea, distributor_address bytea, "
-    "total_supply numeric",
+    "total_supply_text text",
     "artist_tokens": "artist_id uuid, token_address bytea, symbol text, decimals smallint",
-    "nft_transfers": "contract_address bytea, token_id numeric, from_address bytea, "
+    "nft_transfers": "contract_address bytea, token_id_text text, from_address bytea, "
     "to_address bytea, master_id uuid",
-    "token_transfers": "token_address bytea, from_address bytea, to_address bytea, value numeric",
-    "dividend_events": "distributor_address bytea, dividend_id numeric, payer_address bytea, "
-    "token_address bytea, amount numeric, amount_per_share numeric",
-    "dividend_claims": "distributor_address bytea, dividend_id numeric, holder_address bytea, "
-    "token_id numeric, amount numeric",
+    "token_transfers": "token_address bytea, from_address bytea, to_address bytea, value_text text",
+    "dividend_events": "distributor_address bytea, dividend_id_text text, payer_address bytea, "
+    "token_address bytea, amount_text text, amount_per_share_text text",
+    "dividend_claims": "distributor_address bytea, dividend_id_text text, holder_address bytea, "
+    "token_id_text text, amount_text text",
 }
+# uint256 values travel as decimal text (asyncpg's binary numeric encoder costs ~9 us per
+# big int, text ~2 us) and PostgreSQL turns them into numeric as generated columns.
+NUMERIC_COLUMNS = ("total_supply", "token_id", "value", "dividend_id", "amount", "amount_per_share")
+
 # Columns of the raw table filled from the stage (master_id on nft_transfers is stage-only).
 _INSERTED = {
     table: RAW_COLUMNS + tuple(c for c in columns if (table, c) != ("nft_transfers", "master_id"))
@@ -66,10 +70,19 @@ _INSERTED = {
 }
 
 
+def _copy_column(column: str) -> str:
+    return f"{column}_text" if column in NUMERIC_COLUMNS else column
+
+
 def _stage_ddl(table: str) -> str:
+    generated = "".join(
+        f", {c} numeric generated always as ({c}_text::numeric) stored"
+        for c in STAGES[table]
+        if c in NUMERIC_COLUMNS
+    )
     return (
-        f"create temp table if not exists stage_{table} ({_RAW}, {_STAGE_TYPES[table]}) "
-        "on commit delete rows"
+        f"create temp table if not exists stage_{table} "
+        f"({_RAW}, {_STAGE_TYPES[table]}{generated}) on commit delete rows"
     )
 
 
@@ -115,42 +128,70 @@ select
 from stage_artist_tokens s
 """
 
-# An NFT's owner only moves forward in chain order (block, log index).
+# An NFT's owner only moves forward in chain order (block, log index); its mint is the
+# earliest mint seen. Either may arrive in any order (backfills of arbitrary ranges).
 _UPSERT_OWNERS = """
 insert into master_nfts as m (
     chain_id, contract_address, token_id, master_id, owner_address, is_burned,
-    last_transfer_block, last_transfer_log_index, last_transfer_at, last_transfer_tx_hash
+    last_transfer_block, last_transfer_log_index, last_transfer_at, last_transfer_tx_hash,
+    minted_block, minted_at, mint_tx_hash
 )
-select distinct on (contract_address, token_id)
-    chain_id, contract_address, token_id, master_id, to_address, to_address = $1,
-    block_number, log_index, block_timestamp, tx_hash
-from stage_nft_transfers
-order by contract_address, token_id, block_number desc, log_index desc
-on conflict (chain_id, contract_address, token_id) do update set
-    owner_address = excluded.owner_address,
-    is_burned = excluded.is_burned,
-    last_transfer_block = excluded.last_transfer_block,
-    last_transfer_log_index = excluded.last_transfer_log_index,
-    last_transfer_at = excluded.last_transfer_at,
-    last_transfer_tx_hash = excluded.last_transfer_tx_hash,
-    updated_at = now()
-where (excluded.last_transfer_block, excluded.last_transfer_log_index)
-    > (m.last_transfer_block, m.last_transfer_log_index)
-"""
-
-_SET_MINTED = """
-update master_nfts m
-set minted_block = s.block_number, minted_at = s.block_timestamp, mint_tx_hash = s.tx_hash
+select
+    l.chain_id, l.contract_address, l.token_id, l.master_id, l.to_address, l.to_address = $1,
+    l.block_number, l.log_index, l.block_timestamp, l.tx_hash,
+    f.block_number, f.block_timestamp, f.tx_hash
 from (
+    select distinct on (contract_address, token_id) *
+    from stage_nft_transfers
+    order by contract_address, token_id, block_number desc, log_index desc
+) l
+left join (
     select distinct on (contract_address, token_id)
-        chain_id, contract_address, token_id, block_number, block_timestamp, tx_hash
+        contract_address, token_id, block_number, block_timestamp, tx_hash
     from stage_nft_transfers
     where from_address = $1
     order by contract_address, token_id, block_number, log_index
-) s
-where m.chain_id = s.chain_id and m.contract_address = s.contract_address
-  and m.token_id = s.token_id
-  and (m.minted_block is null or s.block_number < m.minted_block)
+) f on f.contract_address = l.contract_address and f.token_id = l.token_id
+on conflict (chain_id, contract_address, token_id) do update set
+    owner_address = case
+        when (excluded.last_transfer_block, excluded.last_transfer_log_index)
+           > (m.last_transfer_block, m.last_transfer_log_index)
+        then excluded.owner_address
+        else m.owner_address end,
+    is_burned = case
+        when (excluded.last_transfer_block, excluded.last_transfer_log_index)
+           > (m.last_transfer_block, m.last_transfer_log_index)
+        then excluded.is_burned
+        else m.is_burned end,
+    last_transfer_log_index = case
+        when (excluded.last_transfer_block, excluded.last_transfer_log_index)
+           > (m.last_transfer_block, m.last_transfer_log_index)
+        then excluded.last_transfer_log_index
+        else m.last_transfer_log_index end,
+    last_transfer_at = case
+        when (excluded.last_transfer_block, excluded.last_transfer_log_index)
+           > (m.last_transfer_block, m.last_transfer_log_index)
+        then excluded.last_transfer_at
+        else m.last_transfer_at end,
+    last_transfer_tx_hash = case
+        when (excluded.last_transfer_block, excluded.last_transfer_log_index)
+           > (m.last_transfer_block, m.last_transfer_log_index)
+        then excluded.last_transfer_tx_hash
+        else m.last_transfer_tx_hash end,
+    last_transfer_block = greatest(m.last_transfer_block, excluded.last_transfer_block),
+    minted_block = case
+        when excluded.minted_block < coalesce(m.minted_block, excluded.minted_block + 1)
+        then excluded.minted_block
+        else m.minted_block end,
+    minted_at = case
+        when excluded.minted_block < coalesce(m.minted_block, excluded.minted_block + 1)
+        then excluded.minted_at
+        else m.minted_at end,
+    mint_tx_hash = case
+        when excluded.minted_block < coalesce(m.minted_block, excluded.minted_block + 1)
+        then excluded.mint_tx_hash
+        else m.mint_tx_hash end,
+    updated_at = now()
 """
 
 _SUPPLY_DELTAS = """
@@ -241,7 +282,9 @@ async def _stage(conn: asyncpg.Connection, table: str, rows: list[Row]) -> int:
     """COPY rows into the stage, drop the ones already stored; returns how many are new."""
     await conn.execute(_stage_ddl(table))
     await conn.copy_records_to_table(
-        f"stage_{table}", records=rows, columns=[*RAW_COLUMNS, *STAGES[table]]
+        f"stage_{table}",
+        records=rows,
+        columns=[*RAW_COLUMNS, *(_copy_column(c) for c in STAGES[table])],
     )
     status = await conn.execute(_DROP_STORED.format(table=table))
     return len(rows) - int(status.split()[-1])
@@ -277,7 +320,6 @@ async def write_rows(conn: asyncpg.Connection, staged: StagedRows) -> dict[str, 
 
 async def _derive_nfts(conn: asyncpg.Connection) -> None:
     await conn.execute(_UPSERT_OWNERS, ZERO_ADDRESS)
-    await conn.execute(_SET_MINTED, ZERO_ADDRESS)
     await conn.execute(_SUPPLY_DELTAS, ZERO_ADDRESS)
     masters = await conn.fetch("select distinct master_id from stage_nft_transfers")
     await sync_ipo_supply(conn, [r["master_id"] for r in masters])

@@ -1,0 +1,129 @@
+"""The real thing: `python -m indexer backfill` as a subprocess into a fresh database.
+
+events/s is the raw event rows the backfill wrote divided by the subprocess's wall time
+(interpreter start and imports included). Peak RSS is the process's own high-water mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+from tests.bench.chaincache import CachedChain
+from tests.bench.procs import INDEXER, Child
+from tests.chainstate import mismatches, oracle
+
+# Every table that gets one row per chain event.
+RAW_TABLES = (
+    "master_contracts",
+    "artist_tokens",
+    "nft_transfers",
+    "token_transfers",
+    "dividend_events",
+    "dividend_claims",
+)
+_BACKFILL_TIMEOUT_S = 3600.0
+_SPY_FLUSH_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillResult:
+    events: int  # raw rows in the database afterwards
+    wall_s: float
+    peak_rss_mb: float
+    reported_s: float | None  # the indexer's own backfill_done elapsed_s, if it logged one
+
+    @property
+    def per_s(self) -> float:
+        return self.events / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def indexer_env(
+    database_url: str, rpc_url: str, chain: CachedChain, **extra: str
+) -> dict[str, str]:
+    """This environment without any AUDIFI_* of the caller's, plus the indexer's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIFI_")}
+    env.update(
+        AUDIFI_DATABASE_URL=database_url,
+        AUDIFI_RPC_URL=rpc_url,
+        AUDIFI_FACTORY_ADDRESS=chain.factory,
+        AUDIFI_METRICS_PORT="0",
+        AUDIFI_LOG_FORMAT="json",
+        **extra,
+    )
+    return env
+
+
+def backfill_argv(chain: CachedChain) -> list[str]:
+    return [
+        *INDEXER,
+        "backfill",
+        "--from-block",
+        str(chain.factory_block),
+        "--to-block",
+        str(chain.head),
+    ]
+
+
+def run_backfill(
+    env: dict[str, str],
+    chain: CachedChain,
+    database_url: str,
+    log_path: Path,
+    *,
+    attach: Callable[[Child], Child] | None = None,
+) -> BackfillResult:
+    """Runs the backfill to its end (with `attach(child)` beside it, if given) and measures.
+
+    Raises with the log's tail if it failed; both processes are stopped on any way out."""
+    argv = backfill_argv(chain)
+    with (
+        Child(argv, env=env, log_path=log_path) as child,
+        attach(child) if attach else nullcontext() as spy,
+    ):
+        code = child.wait(_BACKFILL_TIMEOUT_S)
+        if spy is not None:
+            spy.wait(_SPY_FLUSH_S)
+    if code != 0:
+        tail = log_path.read_bytes()[-3000:].decode(errors="replace")
+        raise RuntimeError(f"backfill exited with {code}; {log_path}:\n{tail}")
+    return BackfillResult(
+        events=asyncio.run(raw_rows(database_url)),
+        wall_s=child.wall_s,
+        peak_rss_mb=(child.peak_rss_kb or 0) / 1024,
+        reported_s=_reported_elapsed(log_path),
+    )
+
+
+def _reported_elapsed(log_path: Path) -> float | None:
+    for line in reversed(log_path.read_bytes().splitlines()):
+        if b'"backfill_done"' in line:
+            try:
+                return float(orjson.loads(line)["elapsed_s"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                return None
+    return None
+
+
+async def raw_rows(database_url: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        total = 0
+        for table in RAW_TABLES:
+            total += int(await conn.fetchval(f"select count(*) from {table}"))
+        return total
+    finally:
+        await conn.close()
+
+
+def oracle_mismatches(database_url: str, rpc_url: str, chain: CachedChain) -> list[str]:
+    """tests/chainstate's check: owners, balances, claim totals and supplies vs the chain."""
+    state = oracle(rpc_url, chain.factory_bytes, from_block=chain.factory_block)
+    return asyncio.run(mismatches(database_url, state))

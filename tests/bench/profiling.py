@@ -1,0 +1,105 @@
+"""`--profile`: one extra backfill with py-spy attached, and where its time went.
+
+py-spy samples the indexer process (by PID, 100 Hz, CPU only: samples where the thread
+waits on a socket are left out) into collapsed stacks (`.raw`, loadable in speedscope or
+flamegraph.pl); the summary lists the functions with the most samples on top of the stack
+(self) and anywhere in it (total). The profiled run is not counted in the medians.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.bench.procs import Child
+
+RATE_HZ = 100
+_LINE = re.compile(r":\d+\)$")
+_ATTACH_TRIES = 20
+# Frames on (nearly) every stack, the interpreter's and the event loop's entry points, are
+# left out of the "total" list.
+_SPINE = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    samples: int
+    seconds: float
+    self_top: list[tuple[str, int]]
+    total_top: list[tuple[str, int]]
+    raw_path: Path
+
+    @property
+    def busy_share(self) -> float:
+        """Share of wall time the main thread was on a CPU (not waiting on I/O)."""
+        return self.samples / (self.seconds * RATE_HZ) if self.seconds > 0 else 0.0
+
+
+def py_spy() -> Path:
+    """py-spy beside this interpreter, pip-installed into it if missing."""
+    binary = Path(sys.executable).with_name("py-spy")
+    if not binary.exists():
+        print("installing py-spy into the venv for --profile")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "py-spy"], check=True)
+    return binary
+
+
+def attach(target: Child, raw_path: Path, log_path: Path) -> Child:
+    """py-spy recording `target` until it exits; retried while the interpreter starts up."""
+    argv = [str(py_spy()), "record", "--pid", str(target.pid), "--rate", str(RATE_HZ)]
+    argv += ["--format", "raw", "--output", str(raw_path)]
+    for _ in range(_ATTACH_TRIES):
+        time.sleep(0.1)
+        spy = Child(argv, env={}, log_path=log_path)
+        if spy.wait(1.0) is None or spy.returncode == 0:
+            return spy
+        if target.poll() is not None:
+            break
+    raise RuntimeError(f"py-spy could not attach to {target.pid}; see {log_path}")
+
+
+def summarise(raw_path: Path, *, seconds: float, top: int = 10) -> Profile:
+    """Self and total sample counts per function (lines of one function merged)."""
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    samples = 0
+    for line in raw_path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_LINE.sub(")", f) for f in stack.split(";")]
+        samples += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            total[frame] += count
+    return Profile(
+        samples=samples,
+        seconds=seconds,
+        self_top=own.most_common(top),
+        total_top=[(f, n) for f, n in total.most_common() if n < _SPINE * samples][:top],
+        raw_path=raw_path,
+    )
+
+
+def render(profile: Profile) -> str:
+    lines = [
+        f"py-spy, {profile.samples} samples at {RATE_HZ} Hz over {profile.seconds:.1f} s "
+        f"(on CPU {profile.busy_share:.0%} of the wall time); raw stacks: {profile.raw_path}",
+        "",
+        "top by self samples (the function itself was running):",
+        *_rows(profile.self_top, profile.samples),
+        "",
+        "top by total samples (the function was on the stack):",
+        *_rows(profile.total_top, profile.samples),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _rows(items: list[tuple[str, int]], samples: int) -> list[str]:
+    return [f"  {n / max(samples, 1):6.1%}  {n:7d}  {frame}" for frame, n in items]

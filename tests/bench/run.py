@@ -1,0 +1,249 @@
+"""One benchmark invocation: every size, every run, every step, in the order of the issue.
+
+Per run: anvil loads the cached chain (a fresh copy, since live follow adds blocks), the
+ceilings are measured, the backfill runs into a fresh database copied from a migrated
+template, the oracle checks it, and the daemon follows new blocks on that same database.
+Databases are dropped and processes stopped on the way out, whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests import pg
+from tests.bench import ceilings, chaincache, endtoend, latency, profiling, report
+from tests.bench.chaincache import CACHE_DIR, CachedChain, ChainSpec
+from tests.bench.report import Run
+
+BENCH_DATABASE_URL_ENV = "AUDIFI_BENCH_DATABASE_URL"
+STEPS = ("ceilings", "backfill", "follow")
+LOG_DIR = CACHE_DIR / "logs"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    sizes: dict[str, int]  # label -> events
+    runs: dict[str, int]  # label -> runs
+    seed: int
+    txs_per_block: int
+    follow_blocks: int
+    report_path: Path
+    profile: bool
+    skip: frozenset[str]
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@contextmanager
+def timed(steps: dict[str, float], name: str) -> Iterator[None]:
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        steps[name] = round(time.perf_counter() - began, 2)
+
+
+def find_server() -> pg.Server:
+    """$AUDIFI_BENCH_DATABASE_URL (a superuser DSN), else what the tests use."""
+    if url := os.environ.get(BENCH_DATABASE_URL_ENV):
+        return pg.Server(url)
+    return pg.find_server()
+
+
+def main(options: Options) -> dict[str, Any]:
+    """Runs everything, writes the report, prints the table; returns the report."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "machine": _machine()}
+    result["options"] = {**asdict(options), "report_path": str(options.report_path)}
+    result["sizes"] = {}
+    server = find_server()
+    databases = pg.Databases(server.admin_dsn)
+    try:
+        template = databases.create_migrated()
+        try:
+            for label, events in options.sizes.items():
+                result["sizes"][label] = bench_size(options, databases, template, label, events)
+                report.write(options.report_path, result)
+        finally:
+            databases.drop(template)
+    finally:
+        databases.close()
+        if server.stop is not None:
+            server.stop()
+    result["machine"]["load_after"] = os.getloadavg()
+    report.write(options.report_path, result)
+    print()
+    print(report.render_table(result["sizes"]))
+    print(f"\nreport: {options.report_path}")
+    return result
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "load_before": os.getloadavg(),
+    }
+
+
+def bench_size(
+    options: Options, databases: pg.Databases, template: str, label: str, events: int
+) -> dict[str, Any]:
+    spec = ChainSpec(events=events, seed=options.seed, txs_per_block=options.txs_per_block)
+    chain, generated = chaincache.ensure(spec, log=say)
+    say(
+        f"{label}: chain of {chain.events:,} events, {chain.blocks} blocks "
+        f"({'generated now' if generated else 'from cache'}; generation took "
+        f"{chain.generation_s:.1f} s)"
+    )
+    entry: dict[str, Any] = {"chain": {**asdict(chain), "generated_now": generated}, "runs": []}
+    for i in range(options.runs[label]):
+        say(f"{label}: run {i + 1} of {options.runs[label]}")
+        entry["runs"].append(one_run(options, databases, template, chain, tag=f"{label}-{i + 1}"))
+    entry["median"] = report.medians(entry["runs"])
+    if options.profile:
+        entry["profile"] = profile_run(databases, template, chain, tag=f"{label}-profile")
+    return entry
+
+
+def one_run(
+    options: Options, databases: pg.Databases, template: str, chain: CachedChain, *, tag: str
+) -> Run:
+    run: Run = {"steps_s": {}}
+    steps = run["steps_s"]
+    with timed(steps, "anvil_load"):
+        node = chaincache.start(chain)
+    with node:
+        if "ceilings" not in options.skip:
+            with timed(steps, "getlogs"):
+                run["getlogs"] = _rate(_fetch_ceiling(node.url, chain))
+            say(f"  eth_getLogs + parse: {run['getlogs']['per_s']:,.0f} events/s")
+            with timed(steps, "copy"):
+                run["copy"] = _rate(_copy_ceiling(databases, template, chain.events))
+            say(f"  COPY: {run['copy']['per_s']:,.0f} rows/s")
+        if "backfill" in options.skip:
+            return run
+        name = databases.create(template=template)
+        try:
+            _backfill_and_follow(options, run, databases.url(name), node, chain, tag=tag)
+        finally:
+            databases.drop(name)
+    return run
+
+
+def _backfill_and_follow(
+    options: Options, run: Run, url: str, node: Any, chain: CachedChain, *, tag: str
+) -> None:
+    steps = run["steps_s"]
+    log_path = LOG_DIR / f"{tag}-backfill.log"
+    env = endtoend.indexer_env(url, node.url, chain)
+    with timed(steps, "backfill"):
+        done = endtoend.run_backfill(env, chain, url, log_path)
+    run["backfill"] = {**asdict(done), "per_s": round(done.per_s)}
+    say(
+        f"  backfill: {done.events:,} events in {done.wall_s:.1f} s = {done.per_s:,.0f}/s, "
+        f"peak RSS {done.peak_rss_mb:.0f} MB"
+    )
+    with timed(steps, "oracle"):
+        problems = endtoend.oracle_mismatches(url, node.url, chain)
+    run["oracle"] = {"mismatches": len(problems), "examples": problems[:5]}
+    say(f"  oracle: {len(problems)} mismatches")
+    if "follow" in options.skip:
+        return
+    with timed(steps, "follow"):
+        follow = latency.measure_follow(
+            url,
+            node,
+            chain,
+            blocks=options.follow_blocks,
+            seed=options.seed + 1,
+            log_path=LOG_DIR / f"{tag}-follow.log",
+        )
+    after = endtoend.oracle_mismatches(url, node.url, chain)
+    run["follow"] = {
+        **asdict(follow),
+        "p50_ms": round(follow.p50_ms, 1),
+        "p95_ms": round(follow.p95_ms, 1),
+        "mismatches": len(after),
+    }
+    say(
+        f"  follow: p50 {follow.p50_ms:.0f} ms, p95 {follow.p95_ms:.0f} ms, "
+        f"peak RSS {follow.peak_rss_mb:.0f} MB, {len(after)} mismatches after"
+    )
+
+
+def _fetch_ceiling(url: str, chain: CachedChain) -> ceilings.Rate:
+    span = ceilings.span_for(events=chain.events, blocks=chain.blocks)
+    return asyncio.run(
+        ceilings.fetch_rate(
+            url,
+            [chain.factory, *chain.children],
+            from_block=chain.factory_block,
+            to_block=chain.head,
+            span=span,
+        )
+    )
+
+
+def _copy_ceiling(databases: pg.Databases, template: str, rows: int) -> ceilings.Rate:
+    name = databases.create(template=template)
+    try:
+        return asyncio.run(ceilings.copy_rate(databases.url(name), rows=rows))
+    finally:
+        databases.drop(name)
+
+
+def _rate(rate: ceilings.Rate) -> dict[str, Any]:
+    return {
+        "events": rate.items,
+        "seconds": round(rate.seconds, 3),
+        "per_s": round(rate.per_s),
+        "note": rate.note,
+    }
+
+
+def profile_run(
+    databases: pg.Databases, template: str, chain: CachedChain, *, tag: str
+) -> dict[str, Any]:
+    """One more backfill, under py-spy; writes .bench/<tag>.txt and .raw."""
+    raw_path, text_path = CACHE_DIR / f"{tag}.raw", CACHE_DIR / f"{tag}.txt"
+    log_path = LOG_DIR / f"{tag}-backfill.log"
+    name = databases.create(template=template)
+    try:
+        with chaincache.start(chain) as node:
+            env = endtoend.indexer_env(databases.url(name), node.url, chain)
+            spy_log = LOG_DIR / f"{tag}-py-spy.log"
+            done = endtoend.run_backfill(
+                env,
+                chain,
+                databases.url(name),
+                log_path,
+                attach=lambda child: profiling.attach(child, raw_path, spy_log),
+            )
+    finally:
+        databases.drop(name)
+    profile = profiling.summarise(raw_path, seconds=done.wall_s)
+    text_path.write_text(profiling.render(profile))
+    say(f"profile ({done.per_s:,.0f} events/s under py-spy): {text_path}")
+    print(text_path.read_text(), flush=True)
+    return {
+        "per_s": round(done.per_s),
+        "text": str(text_path),
+        "raw": str(raw_path),
+        "busy_share": round(profile.busy_share, 3),
+        "self_top": profile.self_top,
+        "total_top": profile.total_top,
+    }
