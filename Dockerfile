@@ -48,5 +48,5 @@ EXPOSE 9108
 # /healthz answers 200 while the follower loop turns; urllib raises (exit 1) on 503.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('AUDIFI_METRICS_PORT', '9108') + '/healthz', timeout=4)"]
-ENTRYPOINT audifi-indexer
+ENTRYPOINT ["audifi-indexer"]
 CMD ["run"]

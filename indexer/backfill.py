@@ -17,7 +17,7 @@ import structlog
 from indexer import metrics
 from indexer.decode import decode
 from indexer.errors import RangeTooLarge, Retryable
-from indexer.follow import Backoff
+from indexer.pacing import Backoff
 from indexer.registry import children_of
 from indexer.step import Discovered, Pipeline, commit, fetch_discovering
 from indexer.store.state import Mode

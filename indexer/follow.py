@@ -3,56 +3,65 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
 import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import structlog
 
 from indexer import metrics
+from indexer.backfill import backfill
 from indexer.errors import Retryable
 from indexer.health import Health
+from indexer.pacing import Backoff, wait_or_stop
 from indexer.step import Outcome, Pipeline, StepResult, follow_step
 
 log = structlog.get_logger("follow")
 
-_BACKOFF = (0.2, 30.0)
+CATCH_UP_MIN_BLOCKS = 1_000
 STOP_GRACE_SECONDS = 5.0
+T = TypeVar("T")
 
 
-class Backoff:
-    """Exponential, capped, jittered waits between failed steps."""
-
-    def __init__(self) -> None:
-        self.failures = 0
-
-    def next(self) -> float:
-        self.failures += 1
-        low, high = _BACKOFF
-        delay = min(high, low * 2 ** (self.failures - 1))
-        return random.uniform(delay / 2, delay)
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
-async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep that ends early when `stop` is set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+async def catch_up(p: Pipeline, *, concurrency: int) -> bool:
+    """Far behind the head, index in large batches fetched ahead concurrently (the
+    backfill driver, which advances the checkpoint because it starts right after it).
+    Stops short of the reorg window, where the follower's per-block checks take over.
+    Returns whether it had anything to do."""
+    checkpoint = await p.store.checkpoint()
+    head = await p.source.head()
+    end = head - max(p.confirmations, p.reorg_window)
+    if checkpoint is None or end - checkpoint.number < CATCH_UP_MIN_BLOCKS:
+        return False
+    log.info("catch_up", from_block=checkpoint.number + 1, to_block=end, head=head)
+    await backfill(p, checkpoint.number + 1, end, head=head, concurrency=concurrency)
+    return True
 
 
-async def follow(p: Pipeline, *, poll_interval: float, stop: asyncio.Event, health: Health) -> None:
+async def follow(
+    p: Pipeline,
+    *,
+    poll_interval: float,
+    stop: asyncio.Event,
+    health: Health,
+    concurrency: int = 3,
+) -> None:
     """Index new blocks as they arrive; Retryable errors back off and run the step again.
 
     Fatal errors propagate. On stop, the step in flight commits or rolls back first
     (it is cancelled if it takes longer than STOP_GRACE_SECONDS)."""
     backoff = Backoff()
+    maybe_far_behind = True  # at start, and after errors (the node may have run ahead)
     while not stop.is_set():
         started = time.perf_counter()
         try:
-            result = await _step_unless_stopped(p, stop)
+            if maybe_far_behind:
+                if await _unless_stopped(catch_up(p, concurrency=concurrency), stop) is None:
+                    break
+                maybe_far_behind = False
+            result = await _unless_stopped(follow_step(p), stop)
         except Retryable as e:
+            maybe_far_behind = True
             health.failed()
             metrics.STEP_RETRIES.labels(type(e).__name__).inc()
             log.warning("step_retry", error=str(e), error_type=type(e).__name__)
@@ -67,13 +76,16 @@ async def follow(p: Pipeline, *, poll_interval: float, stop: asyncio.Event, heal
             _log_step(result, time.perf_counter() - started)
             metrics.BATCHES.labels("follow").inc()
             if result.to_block < result.head - p.confirmations:
+                maybe_far_behind = result.head - result.to_block > CATCH_UP_MIN_BLOCKS
                 continue
         if result.outcome in (Outcome.IDLE, Outcome.WAITING, Outcome.PROGRESSED):
             await wait_or_stop(stop, poll_interval)
 
 
-async def _step_unless_stopped(p: Pipeline, stop: asyncio.Event) -> StepResult | None:
-    step = asyncio.ensure_future(follow_step(p))
+async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
+    """Run `work`; on stop, let it finish for a grace period, then cancel it (its
+    transaction rolls back). None when it was cancelled."""
+    step = asyncio.ensure_future(work)
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)

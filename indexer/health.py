@@ -8,16 +8,28 @@ Nothing else is served: no configuration, no version of a dependency.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import prometheus_client
 from aiohttp import web
 
 from indexer import metrics
+from indexer.errors import DatabaseUnavailable
 from indexer.step import StepResult
 from indexer.store.state import Store
 
 _ALIVE_SECONDS = 60.0
+
+
+# Unknown (NaN) until the first step has read the checkpoint and the head, so that a
+# restarted process never exports a lag of 0 it has not measured.
+_MEASURED = (
+    metrics.CHAIN_HEAD_BLOCK,
+    metrics.INDEXED_BLOCK,
+    metrics.LAG_BLOCKS,
+    metrics.LAG_SECONDS,
+)
 
 
 class Health:
@@ -29,26 +41,38 @@ class Health:
         self.last_turn = time.monotonic()
         self.last_ok = 0.0
         self.lag_blocks: int | None = None
+        self.failing = False
+        for gauge in _MEASURED:
+            gauge.set(math.nan)
+        metrics.UP.set(0)
 
     def failed(self) -> None:
+        """The last step failed (node or database): not ready until one succeeds."""
         self.last_turn = time.monotonic()
+        self.failing = True
         metrics.UP.set(0)
 
     async def stepped(self, result: StepResult) -> None:
-        now = time.monotonic()
-        self.last_turn = self.last_ok = now
-        checkpoint = await self.store.checkpoint()
+        """Record a successful step and set the lag metrics; never raises for a database
+        that went away in between (the next step will report it)."""
+        try:
+            checkpoint = await self.store.checkpoint()
+            stamp = await self.store.block_timestamp(checkpoint.number) if checkpoint else None
+        except DatabaseUnavailable:
+            self.failed()
+            return
+        self.last_turn = self.last_ok = time.monotonic()
+        self.failing = False
         if checkpoint is None:
             return
         self.lag_blocks = max(0, result.head - checkpoint.number)
         metrics.INDEXED_BLOCK.set(checkpoint.number)
         metrics.LAG_BLOCKS.set(self.lag_blocks)
         metrics.LAST_PROGRESS_TIMESTAMP.set(time.time())
-        stamp = await self.store.block_timestamp(checkpoint.number)
         if self.lag_blocks == 0:
             metrics.LAG_SECONDS.set(0)
-        elif stamp is not None:
-            metrics.LAG_SECONDS.set(max(0.0, time.time() - stamp))
+        else:  # unknown when the checkpoint's block is not in the window
+            metrics.LAG_SECONDS.set(math.nan if stamp is None else max(0.0, time.time() - stamp))
         metrics.UP.set(1 if self.lag_blocks <= self.max_lag_blocks else 0)
 
     def alive(self) -> bool:
@@ -57,15 +81,17 @@ class Health:
     async def ready(self) -> tuple[bool, str]:
         if self.lag_blocks is None:
             return False, "not caught up yet"
-        if time.monotonic() - self.last_ok > _ALIVE_SECONDS:
-            return False, "no successful step recently"
-        if self.lag_blocks > self.max_lag_blocks:
-            return False, f"lag {self.lag_blocks} blocks"
         try:
             await asyncio.wait_for(self.store.pool.fetchval("select 1"), timeout=2.0)
         except Exception as e:  # the readiness probe reports any failure, it never raises
             metrics.UP.set(0)
             return False, f"database: {type(e).__name__}"
+        if self.failing:
+            return False, "the last step failed (node or database)"
+        if time.monotonic() - self.last_ok > _ALIVE_SECONDS:
+            return False, "no successful step recently"
+        if self.lag_blocks > self.max_lag_blocks:
+            return False, f"lag {self.lag_blocks} blocks"
         return True, "ok"
 
 

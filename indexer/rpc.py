@@ -3,15 +3,23 @@
 This is one of the two places that retry (the other is the driver loop).
 `is_retryable` alone decides; backoff is exponential with a cap and jitter,
 and a server's Retry-After is honoured.
+
+Several URLs are several replicas of one node. Each request goes to the first
+URL (in configured order) that is healthy and known to have the block the
+request needs; a failing URL rests (exponentially longer, capped) and is
+tried again after, so traffic fails back to the first URL once it recovers.
+A URL that turns out to lack a block is marked behind and the request moves
+on to one that has it; it is used again once it reports a high enough head.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -30,7 +38,13 @@ Call = tuple[str, Sequence[Any]]
 _FATAL_CODES = {-32600, -32601, -32602}
 _NOT_THERE_YET = ("beyond current head", "unknown block", "header not found", "block not found")
 _BACKOFF_CAP = 10.0
-_ENDPOINT_COOLDOWN = (1.0, 30.0)
+_ENDPOINT_COOLDOWN = (1.0, 15.0)
+_RETRY_AFTER_CAP = 60.0
+
+
+class EndpointBehind(RpcUnavailable):
+    """This URL lacks a block another URL has: retry there at once (never reaches callers
+    unless every retry lands on a lagging URL)."""
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -40,47 +54,79 @@ def is_retryable(error: BaseException) -> bool:
 
 @dataclass(slots=True)
 class _Endpoint:
+    index: int  # position in the configuration: logged instead of the URL (it may hold a key)
     url: str
     failures: int = 0
     cooldown_until: float = 0.0
+    head: int | None = None  # the highest block it has shown it has; None: not asked yet
 
     def usable(self, now: float) -> bool:
         return now >= self.cooldown_until
 
+    def has(self, block: int | None) -> bool:
+        return block is None or self.head is None or self.head >= block
 
-@dataclass(slots=True)
+
 class _Endpoints:
-    """Prefers the first healthy endpoint; a failing one rests, then is tried again."""
+    """Health and head of each URL; picks where the next request goes."""
 
-    items: list[_Endpoint]
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    def __init__(self, urls: Sequence[str]) -> None:
+        if not urls:
+            raise ValueError("at least one RPC URL is needed")
+        self.items = [_Endpoint(i, u) for i, u in enumerate(urls)]
 
-    def pick(self) -> _Endpoint:
+    def usable(self) -> list[_Endpoint]:
         now = time.monotonic()
-        usable = [e for e in self.items if e.usable(now)]
+        return [e for e in self.items if e.usable(now)]
+
+    def pick(self, min_block: int | None = None) -> _Endpoint:
+        """The first healthy URL that has `min_block`; else the most advanced healthy one;
+        else the one whose rest ends first."""
+        usable = self.usable()
+        for endpoint in usable:
+            if endpoint.has(min_block):
+                return endpoint
         if usable:
-            return usable[0]
+            return max(usable, key=lambda e: -1 if e.head is None else e.head)
         return min(self.items, key=lambda e: e.cooldown_until)
 
-    def failed(self, endpoint: _Endpoint) -> None:
+    def another_has(self, endpoint: _Endpoint, block: int) -> bool:
+        return any(e is not endpoint and e.has(block) for e in self.usable())
+
+    def seconds_until_usable(self) -> float:
+        return max(0.0, min(e.cooldown_until for e in self.items) - time.monotonic())
+
+    def failed(self, endpoint: _Endpoint, retry_after: float | None) -> None:
+        """A failing URL rests, longer each time; alone, it rests only as long as it asks."""
         endpoint.failures += 1
         low, high = _ENDPOINT_COOLDOWN
-        if len(self.items) > 1:
-            rest = min(high, low * 2 ** (endpoint.failures - 1))
-            endpoint.cooldown_until = time.monotonic() + rest
+        rest = min(high, low * 2 ** (endpoint.failures - 1)) if len(self.items) > 1 else 0.0
+        if retry_after is not None:
+            rest = max(rest, min(retry_after, _RETRY_AFTER_CAP))
+        endpoint.cooldown_until = time.monotonic() + rest
+        if len(self.items) > 1 and endpoint.failures == 1:
+            log.warning("rpc_endpoint_down", endpoint=endpoint.index, rest_s=rest)
 
     def succeeded(self, endpoint: _Endpoint) -> None:
+        if endpoint.failures and len(self.items) > 1:
+            log.info("rpc_endpoint_up", endpoint=endpoint.index, after_failures=endpoint.failures)
         endpoint.failures = 0
         endpoint.cooldown_until = 0.0
 
+    def saw_head(self, endpoint: _Endpoint, head: int) -> None:
+        endpoint.head = head
 
-def _wait(state: RetryCallState) -> float:
-    error = state.outcome.exception() if state.outcome else None
-    backoff = min(_BACKOFF_CAP, 0.1 * 2 ** (state.attempt_number - 1))
-    backoff = random.uniform(backoff / 2, backoff)
-    if isinstance(error, RpcUnavailable) and error.retry_after is not None:
-        return max(backoff, min(error.retry_after, 60.0))
-    return backoff
+    def behind(self, endpoint: _Endpoint, block: int) -> None:
+        """`endpoint` lacks `block`: skip it for such requests until it reports more."""
+        if endpoint.head is None or endpoint.head >= block:
+            endpoint.head = block - 1
+            if len(self.items) > 1:
+                log.info("rpc_endpoint_behind", endpoint=endpoint.index, lacks_block=block)
+
+
+def _backoff(attempt: int) -> float:
+    backoff = min(_BACKOFF_CAP, 0.1 * 2 ** (attempt - 1))
+    return random.uniform(backoff / 2, backoff)
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -95,7 +141,7 @@ class RpcClient:
     """A JSON-RPC client for one logical node behind one or more URLs."""
 
     def __init__(self, urls: Sequence[str], *, timeout: float = 15.0, max_retries: int = 8) -> None:
-        self._endpoints = _Endpoints([_Endpoint(u) for u in urls])
+        self._endpoints = _Endpoints(urls)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_retries = max_retries
         self._session: aiohttp.ClientSession | None = None
@@ -120,28 +166,56 @@ class RpcClient:
             )
         return self._session
 
-    async def call(self, method: str, params: Sequence[Any]) -> Any:
+    async def call(
+        self, method: str, params: Sequence[Any], *, min_block: int | None = None
+    ) -> Any:
         """One call; RpcUnavailable after retries, RangeTooLarge or RpcError when refused."""
-        (result,) = await self.batch([(method, params)])
+        (result,) = await self.batch([(method, params)], min_block=min_block)
         return result
 
-    async def batch(self, calls: Sequence[Call]) -> list[Any]:
-        """Many calls in one HTTP request; results in call order. All succeed or it raises."""
+    async def batch(self, calls: Sequence[Call], *, min_block: int | None = None) -> list[Any]:
+        """Many calls in one HTTP request; results in call order. All succeed or it raises.
+
+        `min_block` is the highest block the calls need: the request goes to a URL
+        believed to have it, and a URL found lacking it hands over to one that has it."""
         if not calls:
             return []
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(self._max_retries + 1),
-            wait=_wait,
+            wait=self._wait,
             before_sleep=_log_retry,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                return await self._send(calls)
+                return await self._send(calls, self._endpoints.pick(min_block), min_block)
         raise AssertionError("unreachable: tenacity reraises")
 
-    async def _send(self, calls: Sequence[Call]) -> list[Any]:
+    async def head(self) -> int:
+        """The highest block number any healthy URL reports (each URL's answer is kept
+        for routing). With one URL, or none answering at once, a plain retried call."""
+        usable = self._endpoints.usable()
+        if len(self._endpoints.items) > 1 and usable:
+            call: list[Call] = [("eth_blockNumber", [])]
+            answers = await asyncio.gather(
+                *(self._send(call, e, None) for e in usable), return_exceptions=True
+            )
+            heads = [int(a[0], 16) for a in answers if isinstance(a, list)]
+            if heads:
+                return max(heads)
+        return int(await self.call("eth_blockNumber", []), 16)
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Backoff, or as long as every URL still rests (a Retry-After is honoured)."""
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, EndpointBehind):
+            return 0.0
+        return max(_backoff(state.attempt_number), self._endpoints.seconds_until_usable())
+
+    async def _send(
+        self, calls: Sequence[Call], endpoint: _Endpoint, min_block: int | None
+    ) -> list[Any]:
         ids = [next(self._ids) for _ in calls]
         body = orjson.dumps(
             [
@@ -149,14 +223,21 @@ class RpcClient:
                 for i, (m, p) in zip(ids, calls, strict=True)
             ]
         )
-        endpoint = self._endpoints.pick()
         method = calls[0][0] if len(calls) == 1 else "batch"
         started = time.perf_counter()
         try:
             payload = await self._post(endpoint.url, body)
-            results = _unpack(payload, ids, calls)
-        except RpcUnavailable:
-            self._endpoints.failed(endpoint)
+            try:
+                results = _unpack(payload, ids, calls)
+            except (NotReady, RangeTooLarge) as e:
+                self._lacking(endpoint, e, min_block)
+                raise
+            self._check_reached(endpoint, calls, results, min_block)
+        except EndpointBehind:
+            metrics.RPC_REQUESTS.labels(method, "behind").inc()
+            raise
+        except RpcUnavailable as e:
+            self._endpoints.failed(endpoint, e.retry_after)
             metrics.RPC_REQUESTS.labels(method, "retryable").inc()
             raise
         except (RangeTooLarge, RpcError, NotReady):
@@ -169,7 +250,39 @@ class RpcClient:
             metrics.TIME_SPENT.labels("node").inc(elapsed)
         self._endpoints.succeeded(endpoint)
         metrics.RPC_REQUESTS.labels(method, "ok").inc()
+        if method == "eth_blockNumber" and isinstance(results[0], str):
+            self._endpoints.saw_head(endpoint, int(results[0], 16))
         return results
+
+    def _lacking(self, endpoint: _Endpoint, error: Exception, min_block: int | None) -> None:
+        """A refusal that says the URL is behind moves the request to a URL that is not."""
+        if min_block is None:
+            return
+        if isinstance(error, RangeTooLarge) and "head" not in str(error).lower():
+            return  # a size limit, not a lagging node
+        self._endpoints.behind(endpoint, min_block)
+        if self._endpoints.another_has(endpoint, min_block):
+            raise EndpointBehind(f"node {endpoint.index} lacks block {min_block}") from error
+
+    def _check_reached(
+        self,
+        endpoint: _Endpoint,
+        calls: Sequence[Call],
+        results: list[Any],
+        min_block: int | None,
+    ) -> None:
+        """A null header up to `min_block` means this URL lags: try one that does not."""
+        if min_block is None:
+            return
+        missing = [
+            int(params[0], 16)
+            for (method, params), result in zip(calls, results, strict=True)
+            if method == "eth_getBlockByNumber"
+            and result is None
+            and str(params[0]).startswith("0x")
+        ]
+        if missing:
+            self._lacking(endpoint, NotReady("null header"), min(missing))
 
     async def _post(self, url: str, body: bytes) -> Any:
         headers = {"Content-Type": "application/json"}
@@ -182,12 +295,18 @@ class RpcClient:
             raise RpcUnavailable(f"posting to the node: {type(e).__name__}: {e}") from e
         if status == 429 or status >= 500:
             raise RpcUnavailable(f"node answered HTTP {status}", retry_after=retry_after)
-        if status != 200:
-            raise RpcUnavailable(f"node answered HTTP {status}")
         try:
-            return orjson.loads(raw)
+            payload = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
-            raise RpcUnavailable(f"node answered invalid JSON ({len(raw)} bytes)") from e
+            raise RpcUnavailable(f"node answered HTTP {status} with invalid JSON") from e
+        if status != 200 and not _is_error_answer(payload):
+            raise RpcUnavailable(f"node answered HTTP {status}")
+        return payload
+
+
+def _is_error_answer(payload: Any) -> bool:
+    """A JSON-RPC error object, as some providers send with HTTP 4xx (e.g. 413 for a limit)."""
+    return isinstance(payload, dict) and isinstance(payload.get("error"), dict)
 
 
 def _unpack(payload: Any, ids: list[int], calls: Sequence[Call]) -> list[Any]:
@@ -197,7 +316,7 @@ def _unpack(payload: Any, ids: list[int], calls: Sequence[Call]) -> list[Any]:
     if not isinstance(payload, list):
         raise RpcUnavailable("node answered a batch with something other than a list")
     by_id = {item.get("id"): item for item in payload if isinstance(item, dict)}
-    if set(by_id) != set(ids):
+    if set(by_id) != set(ids) or len(payload) != len(ids):
         raise RpcUnavailable(f"batch answer has {len(by_id)} usable items for {len(ids)} calls")
     return [_result(by_id[i], method) for i, (method, _) in zip(ids, calls, strict=True)]
 

@@ -13,10 +13,11 @@ import structlog
 from indexer import __version__, metrics
 from indexer.chain import ContractKind, TrackedContract
 from indexer.config import Settings, redact_url
-from indexer.errors import DatabaseUnavailable, Fatal, Retryable, SchemaBehind
-from indexer.follow import Backoff, follow, wait_or_stop
+from indexer.errors import DatabaseUnavailable, Fatal, Retryable, RpcError, SchemaBehind
+from indexer.follow import follow
 from indexer.health import Health, serve
 from indexer.migrate import MigrationError, pending_versions
+from indexer.pacing import Backoff, wait_or_stop
 from indexer.ranges import RangePlanner
 from indexer.registry import Registry
 from indexer.rpc import RpcClient
@@ -34,12 +35,18 @@ async def find_deployment_block(source: ChainSource, address: bytes, head: int) 
     if not await source.has_code(address, head):
         raise Fatal(f"no contract at AUDIFI_FACTORY_ADDRESS 0x{address.hex()} on this chain")
     low, high = 0, head
-    while low < high:
-        middle = (low + high) // 2
-        if await source.has_code(address, middle):
-            high = middle
-        else:
-            low = middle + 1
+    try:
+        while low < high:
+            middle = (low + high) // 2
+            if await source.has_code(address, middle):
+                high = middle
+            else:
+                low = middle + 1
+    except RpcError as e:
+        raise Fatal(
+            f"finding the factory's deployment block: {e}; this node keeps no history "
+            "that old, so set AUDIFI_START_BLOCK"
+        ) from e
     return low
 
 
@@ -159,7 +166,13 @@ async def _serve_and_follow(p: Pipeline, settings: Settings, stop: asyncio.Event
         metrics=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
     )
     try:
-        await follow(p, poll_interval=settings.poll_interval, stop=stop, health=health)
+        await follow(
+            p,
+            poll_interval=settings.poll_interval,
+            stop=stop,
+            health=health,
+            concurrency=settings.fetch_concurrency,
+        )
     finally:
         if refresher is not None:
             refresher.cancel()

@@ -2,8 +2,10 @@
 
 Everything returned here has been checked against itself: every log's block
 hash matches the header fetched for that block, the node has reached the
-range's last block, and no (block, logIndex) appears twice. A response that
-fails a check raises a Retryable error and is never handed on.
+range's last block, no (block, logIndex) appears twice, and an eth_getLogs
+call that came back empty is checked against the logsBloom of every header
+fetched with it (a bloom hit is settled by the block's receipts). A response
+that fails a check raises a Retryable error and is never handed on.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_hash.auto import keccak
+
 from indexer.chain import BlockRef, RawLog
-from indexer.errors import InconsistentResponse, NotReady
+from indexer.errors import InconsistentResponse, NotReady, RangeTooLarge, RpcError
 from indexer.rpc import Call, RpcClient
 
 ADDRESSES_PER_REQUEST = 500
@@ -88,7 +92,8 @@ class ChainSource:
         return int(await self.rpc.call("eth_chainId", []), 16)
 
     async def head(self) -> int:
-        return int(await self.rpc.call("eth_blockNumber", []), 16)
+        """The chain's head: the highest any healthy node URL reports."""
+        return await self.rpc.head()
 
     async def headers(self, numbers: Iterable[int]) -> dict[int, BlockRef | None]:
         """Headers by number; None where the node does not have that block (yet)."""
@@ -96,7 +101,7 @@ class ChainSource:
         found: dict[int, BlockRef | None] = {}
         for start in range(0, len(wanted), self._batch_size):
             chunk = wanted[start : start + self._batch_size]
-            results = await self.rpc.batch([_header_call(n) for n in chunk])
+            results = await self.rpc.batch([_header_call(n) for n in chunk], min_block=chunk[-1])
             for number, raw in zip(chunk, results, strict=True):
                 found[number] = parse_header(raw) if raw else None
         return found
@@ -118,16 +123,96 @@ class ChainSource:
         numbers = range(from_block, to_block + 1) if all_headers else (from_block, to_block)
         header_calls = [_header_call(n) for n in numbers]
         log_calls = _logs_calls(from_block, to_block, addresses)
-        results = await self.rpc.batch([*log_calls, *header_calls])
-        raw_logs = [item for chunk in results[: len(log_calls)] for item in (chunk or [])]
-        headers = _require_headers(numbers, results[len(log_calls) :])
-        logs = sorted((parse_log(r) for r in raw_logs), key=lambda g: (g.block_number, g.log_index))
+        try:
+            results = await self.rpc.batch([*log_calls, *header_calls], min_block=to_block)
+        except RangeTooLarge as e:
+            if from_block == to_block:  # nothing smaller to ask for: wait, do not spin
+                raise NotReady(f"node refused eth_getLogs for block {to_block} alone: {e}") from e
+            raise
+        chunks = [chunk or [] for chunk in results[: len(log_calls)]]
+        raws = results[len(log_calls) :]
+        headers = _require_headers(numbers, raws)
+        logs = sorted(
+            (parse_log(r) for chunk in chunks for r in chunk),
+            key=lambda g: (g.block_number, g.log_index),
+        )
         missing = {g.block_number for g in logs} - headers.keys()
         if missing:
             more = await self.headers(missing)
             headers.update(_require_headers(sorted(more), [more[n] for n in sorted(more)]))
         _validate(from_block, to_block, logs, headers)
+        await self._check_empty_calls(log_calls, chunks, headers, _blooms(raws))
         return Fetched(from_block=from_block, to_block=to_block, logs=logs, headers=headers)
+
+    async def _check_empty_calls(
+        self,
+        log_calls: list[Call],
+        chunks: list[list[Any]],
+        headers: dict[int, BlockRef],
+        blooms: dict[int, bytes],
+    ) -> None:
+        """An empty eth_getLogs answer must agree with the blooms of the headers we hold."""
+        suspects: dict[int, list[bytes]] = {}
+        for call, chunk in zip(log_calls, chunks, strict=True):
+            if chunk:
+                continue
+            addresses = [_bytes(a) for a in call[1][0]["address"]]
+            for number, bloom in blooms.items():
+                hits = [a for a in addresses if _in_bloom(bloom, a)]
+                if hits:
+                    suspects.setdefault(number, []).extend(hits)
+        for number in sorted(suspects):
+            await self._confirm_no_logs(headers[number], set(suspects[number]))
+
+    async def _confirm_no_logs(self, header: BlockRef, addresses: set[bytes]) -> None:
+        """Raise if the block's receipts hold logs of `addresses` (a bloom can only say maybe)."""
+        try:
+            receipts = await self.rpc.call(
+                "eth_getBlockReceipts", ["0x" + header.hash.hex()], min_block=header.number
+            )
+        except RpcError:  # a node without eth_getBlockReceipts: ask by block hash instead
+            found = await self.rpc.call(
+                "eth_getLogs",
+                [{"blockHash": "0x" + header.hash.hex(), "address": _hexes(addresses)}],
+                min_block=header.number,
+            )
+        else:
+            if receipts is None:
+                raise NotReady(f"node has no block {header.number} by its hash (any more)")
+            found = [g for receipt in receipts for g in receipt.get("logs") or []]
+        for raw in found:
+            if _bytes(raw["blockHash"]) != header.hash:
+                raise InconsistentResponse(f"block {header.number} changed while being checked")
+            if _bytes(raw["address"]) in addresses:
+                raise InconsistentResponse(
+                    f"eth_getLogs returned nothing for block {header.number}, "
+                    "whose receipts hold logs of tracked contracts"
+                )
+
+
+def _hexes(addresses: Iterable[bytes]) -> list[str]:
+    return ["0x" + a.hex() for a in sorted(addresses)]
+
+
+def _blooms(raws: Sequence[Any]) -> dict[int, bytes]:
+    """logsBloom by block number, of the headers that carry one."""
+    found: dict[int, bytes] = {}
+    for raw in raws:
+        if isinstance(raw, dict) and isinstance(raw.get("logsBloom"), str):
+            found[int(raw["number"], 16)] = _bytes(raw["logsBloom"])
+    return found
+
+
+def _in_bloom(bloom: bytes, item: bytes) -> bool:
+    """Whether `item` may be in the 2048-bit bloom (never False when it is: no false negatives)."""
+    if len(bloom) != 256:
+        return True
+    digest = keccak(item)
+    for i in (0, 2, 4):
+        bit = int.from_bytes(digest[i : i + 2], "big") & 2047
+        if not bloom[255 - bit // 8] & (1 << (bit % 8)):
+            return False
+    return True
 
 
 def _require_headers(numbers: Iterable[int], raws: Sequence[Any]) -> dict[int, BlockRef]:

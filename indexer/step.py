@@ -76,6 +76,7 @@ async def follow_step(p: Pipeline) -> StepResult:
         return StepResult(Outcome.RESIZED, head)
     if fetched.fetched.headers[start].parent_hash != checkpoint.hash:
         return await _handle_reorg(p, checkpoint, head)
+    p.planner.succeeded(blocks=end - start + 1, logs=len(fetched.fetched.logs))
     committed = await commit(p, fetched, mode=Mode.FOLLOW, head=head, based_on=checkpoint)
     return _progressed(head, fetched, committed)
 

@@ -143,6 +143,7 @@ async def _mutate(
         txs = 0 if action == "empty_reorg" else rng.randint(1, 6)
         pairs = dev.activity.replacements(depth, txs=txs) if txs else []
         reorg_checked(rpc, depth, pairs)
+        snapshots.clear()  # anvil forgets its snapshots on anvil_reorg
         return f"{action} {depth} txs={len(pairs)} at {head}"
     blocks = rng.randint(1, 4)
     dev.activity.blocks(blocks)

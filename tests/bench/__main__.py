@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from indexer import logs
 from tests.bench.chaincache import CACHE_DIR
 from tests.bench.run import STEPS, Options, main
 
@@ -75,6 +76,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _interrupt)
+    logs.configure(level="warning")  # the migrations' info lines are not the benchmark's
     options = parse_args(sys.argv[1:])
     try:
         main(options)

@@ -48,16 +48,21 @@ class BackfillResult:
 def indexer_env(
     database_url: str, rpc_url: str, chain: CachedChain, **extra: str
 ) -> dict[str, str]:
-    """This environment without any AUDIFI_* of the caller's, plus the indexer's settings."""
+    """This environment without any AUDIFI_* of the caller's, plus the indexer's settings.
+
+    AUDIFI_START_BLOCK is the factory's block unless `extra` says otherwise: without it
+    the indexer binary-searches eth_getCode over history, and a node restored from a state
+    dump (like a non-archive node) has no state for old blocks."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIFI_")}
     env.update(
         AUDIFI_DATABASE_URL=database_url,
         AUDIFI_RPC_URL=rpc_url,
         AUDIFI_FACTORY_ADDRESS=chain.factory,
+        AUDIFI_START_BLOCK=str(chain.factory_block),
         AUDIFI_METRICS_PORT="0",
         AUDIFI_LOG_FORMAT="json",
-        **extra,
     )
+    env.update(extra)
     return env
 
 

@@ -24,13 +24,15 @@ _ATTACH_TRIES = 20
 # Frames on (nearly) every stack, the interpreter's and the event loop's entry points, are
 # left out of the "total" list.
 _SPINE = 0.9
+_IMPORT = "_find_and_load ("
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    samples: int
+    samples: int  # all of them, start-up included
+    startup: int  # samples inside an import (the CLI imports its command's modules lazily)
     seconds: float
-    self_top: list[tuple[str, int]]
+    self_top: list[tuple[str, int]]  # over the samples after start-up
     total_top: list[tuple[str, int]]
     raw_path: Path
 
@@ -64,10 +66,10 @@ def attach(target: Child, raw_path: Path, log_path: Path) -> Child:
 
 
 def summarise(raw_path: Path, *, seconds: float, top: int = 10) -> Profile:
-    """Self and total sample counts per function (lines of one function merged)."""
+    """Self and total samples per function (lines of one function merged), after start-up."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
-    samples = 0
+    samples = startup = 0
     for line in raw_path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
@@ -75,28 +77,36 @@ def summarise(raw_path: Path, *, seconds: float, top: int = 10) -> Profile:
         count = int(count_text)
         frames = [_LINE.sub(")", f) for f in stack.split(";")]
         samples += count
+        if any(f.startswith(_IMPORT) for f in frames):
+            startup += count
+            continue
         own[frames[-1]] += count
         for frame in set(frames):
             total[frame] += count
+    running = samples - startup
     return Profile(
         samples=samples,
+        startup=startup,
         seconds=seconds,
         self_top=own.most_common(top),
-        total_top=[(f, n) for f, n in total.most_common() if n < _SPINE * samples][:top],
+        total_top=[(f, n) for f, n in total.most_common() if n < _SPINE * running][:top],
         raw_path=raw_path,
     )
 
 
 def render(profile: Profile) -> str:
+    running = profile.samples - profile.startup
     lines = [
-        f"py-spy, {profile.samples} samples at {RATE_HZ} Hz over {profile.seconds:.1f} s "
-        f"(on CPU {profile.busy_share:.0%} of the wall time); raw stacks: {profile.raw_path}",
+        f"py-spy, {profile.samples} samples at {RATE_HZ} Hz over {profile.seconds:.1f} s wall "
+        f"(on CPU {profile.busy_share:.0%} of it); raw stacks: {profile.raw_path}",
+        f"start-up (imports): {profile.startup} samples = {profile.startup / RATE_HZ:.1f} s CPU;"
+        f" shares below are of the other {running} samples",
         "",
         "top by self samples (the function itself was running):",
-        *_rows(profile.self_top, profile.samples),
+        *_rows(profile.self_top, running),
         "",
-        "top by total samples (the function was on the stack):",
-        *_rows(profile.total_top, profile.samples),
+        "top by total samples (the function was on the stack; event-loop spine left out):",
+        *_rows(profile.total_top, running),
     ]
     return "\n".join(lines) + "\n"
 

@@ -51,42 +51,59 @@ def _ratio(value: float | None, lower: float | None) -> str:
 
 
 def table_rows(label: str, size: dict[str, Any]) -> list[list[str]]:
-    """The rows of one size: the ceilings, the backfill and live follow."""
+    """The rows of one size: the two ceilings, the backfill and live follow."""
     m: dict[str, float] = size["median"]
-    first: Run = size["runs"][0] if size["runs"] else {}
-    ceilings = [m[k] for k in ("getlogs_per_s", "copy_per_s") if k in m]
-    lower = min(ceilings) if ceilings else None
-    n = len(size["runs"])
-    rows = []
-    if "getlogs_per_s" in m:
-        note = f"ceiling; {first['getlogs']['note']}"
-        rows.append([f"{label} raw eth_getLogs + orjson", _num(m["getlogs_per_s"]), "", "", note])
-        rows[-1][2] = _ratio(m["getlogs_per_s"], lower)
-    if "copy_per_s" in m:
-        note = f"ceiling; {first['copy']['note']}"
-        rows.append([f"{label} raw COPY (binary)", _num(m["copy_per_s"]), "", "", note])
-        rows[-1][2] = _ratio(m["copy_per_s"], lower)
-    if "backfill_per_s" in m:
-        note = (
-            f"{first['backfill']['events']:,} events in {_num(m['backfill_wall_s'], '{:.1f}')} s; "
-            f"oracle mismatches {_num(m.get('oracle_mismatches'), '{:.0f}')}"
-        )
-        rss = _num(m["backfill_peak_rss_mb"], "{:.0f} MB")
-        row = [f"{label} backfill (CLI)", _num(m["backfill_per_s"]), "", rss, note]
-        row[2] = _ratio(m["backfill_per_s"], lower)
-        rows.append(row)
-    if "follow_p95_ms" in m:
-        follow = first["follow"]
-        note = (
-            f"p50 {_num(m['follow_p50_ms'], '{:.0f}')} ms, p95 {_num(m['follow_p95_ms'], '{:.0f}')}"
-            f" ms over {len(follow['latencies_ms'])} blocks, poll {follow['poll_interval_s']} s;"
-            f" mismatches after {_num(m.get('follow_mismatches'), '{:.0f}')}"
-        )
-        rss = _num(m["follow_peak_rss_mb"], "{:.0f} MB")
-        rows.append([f"{label} live follow (daemon)", "—", "—", rss, note])
-    for row in rows:
-        row[4] += f" [median of {n}]" if n > 1 else ""
-    return rows
+    runs: list[Run] = size["runs"]
+    lower = min((m[k] for k in ("getlogs_per_s", "copy_per_s") if k in m), default=None)
+    rows = [
+        _rate_row(f"{label} raw eth_getLogs + orjson", runs, "getlogs", m, lower),
+        _rate_row(f"{label} raw COPY (binary)", runs, "copy", m, lower),
+        _rate_row(f"{label} backfill (CLI)", runs, "backfill", m, lower),
+        _follow_row(f"{label} live follow (daemon)", runs, m),
+    ]
+    suffix = f" [median of {len(runs)} runs]" if len(runs) > 1 else ""
+    return [[*row[:4], row[4] + suffix] for row in rows if row]
+
+
+def _first(runs: list[Run], name: str) -> dict[str, Any] | None:
+    """The step's result in the first run that has it, preferring one without an error."""
+    results: list[dict[str, Any]] = [r[name] for r in runs if name in r]
+    good = [x for x in results if "error" not in x]
+    return (good or results)[0] if results else None
+
+
+def _rate_row(
+    what: str, runs: list[Run], name: str, m: dict[str, float], lower: float | None
+) -> list[str]:
+    first = _first(runs, name)
+    if first is None:
+        return []
+    if f"{name}_per_s" not in m:
+        return [what, "—", "—", "—", f"FAILED: {first.get('error', '?')[-200:]}"]
+    rate = m[f"{name}_per_s"]
+    if name != "backfill":
+        return [what, _num(rate), _ratio(rate, lower), "", f"ceiling; {first['note']}"]
+    note = (
+        f"{first['events']:,} events in {_num(m['backfill_wall_s'], '{:.1f}')} s wall; "
+        f"oracle mismatches {_num(m.get('oracle_mismatches'), '{:.0f}')}"
+    )
+    rss = _num(m["backfill_peak_rss_mb"], "{:.0f} MB")
+    return [what, _num(rate), _ratio(rate, lower), rss, note]
+
+
+def _follow_row(what: str, runs: list[Run], m: dict[str, float]) -> list[str]:
+    first = _first(runs, "follow")
+    if first is None:
+        return []
+    if "follow_p95_ms" not in m:
+        return [what, "—", "—", "—", f"FAILED: {first.get('error', '?')[-200:]}"]
+    note = (
+        f"receipt to rows visible: p50 {m['follow_p50_ms']:.0f} ms, "
+        f"p95 {m['follow_p95_ms']:.0f} ms over {len(first['latencies_ms'])} blocks, "
+        f"poll {first['poll_interval_s']} s; mismatches after "
+        f"{_num(m.get('follow_mismatches'), '{:.0f}')}"
+    )
+    return [what, "—", "—", _num(m["follow_peak_rss_mb"], "{:.0f} MB"), note]
 
 
 def render_table(sizes: dict[str, dict[str, Any]]) -> str:
@@ -104,4 +121,13 @@ def _line(cells: Iterable[str], widths: list[int]) -> str:
 
 def write(path: Path, report: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    options = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    path.write_bytes(orjson.dumps(report, option=options, default=_jsonable))
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON: {type(value).__name__}")

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from indexer.devchain.anvil import Anvil
 from tests import pg
 from tests.bench import ceilings, chaincache, endtoend, latency, profiling, report
 from tests.bench.chaincache import CACHE_DIR, CachedChain, ChainSpec
@@ -47,12 +48,21 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def timed(steps: dict[str, float], name: str) -> Iterator[None]:
+def step(run: Run, name: str) -> Iterator[None]:
+    """Times a step into run["steps_s"]; a failure is recorded as run[name]["error"] and
+    the benchmark goes on (interrupts still propagate)."""
     began = time.perf_counter()
     try:
         yield
+    except Exception as e:
+        run[name] = {"error": f"{type(e).__name__}: {e}"[-3000:]}
+        say(f"  {name} FAILED: {run[name]['error'][-800:]}")
     finally:
-        steps[name] = round(time.perf_counter() - began, 2)
+        run["steps_s"][name] = round(time.perf_counter() - began, 2)
+
+
+def ok(run: Run, name: str) -> bool:
+    return name in run and "error" not in run[name]
 
 
 def find_server() -> pg.Server:
@@ -123,47 +133,57 @@ def one_run(
     options: Options, databases: pg.Databases, template: str, chain: CachedChain, *, tag: str
 ) -> Run:
     run: Run = {"steps_s": {}}
-    steps = run["steps_s"]
-    with timed(steps, "anvil_load"):
-        node = chaincache.start(chain)
+    began = time.perf_counter()
+    node = chaincache.start(chain)
+    run["steps_s"]["anvil_load"] = round(time.perf_counter() - began, 2)
     with node:
         if "ceilings" not in options.skip:
-            with timed(steps, "getlogs"):
-                run["getlogs"] = _rate(_fetch_ceiling(node.url, chain))
-            say(f"  eth_getLogs + parse: {run['getlogs']['per_s']:,.0f} events/s")
-            with timed(steps, "copy"):
-                run["copy"] = _rate(_copy_ceiling(databases, template, chain.events))
-            say(f"  COPY: {run['copy']['per_s']:,.0f} rows/s")
+            _ceilings(run, node.url, databases, template, chain)
         if "backfill" in options.skip:
             return run
         name = databases.create(template=template)
         try:
-            _backfill_and_follow(options, run, databases.url(name), node, chain, tag=tag)
+            _backfill(run, databases.url(name), node.url, chain, tag=tag)
+            if ok(run, "backfill") and "follow" not in options.skip:
+                _follow(options, run, databases.url(name), node, chain, tag=tag)
         finally:
             databases.drop(name)
     return run
 
 
-def _backfill_and_follow(
-    options: Options, run: Run, url: str, node: Any, chain: CachedChain, *, tag: str
+def _ceilings(
+    run: Run, url: str, databases: pg.Databases, template: str, chain: CachedChain
 ) -> None:
-    steps = run["steps_s"]
-    log_path = LOG_DIR / f"{tag}-backfill.log"
-    env = endtoend.indexer_env(url, node.url, chain)
-    with timed(steps, "backfill"):
+    with step(run, "getlogs"):
+        run["getlogs"] = _rate(_fetch_ceiling(url, chain))
+        say(f"  eth_getLogs + parse: {run['getlogs']['per_s']:,.0f} events/s")
+    with step(run, "copy"):
+        run["copy"] = _rate(_copy_ceiling(databases, template, chain.events))
+        say(f"  COPY: {run['copy']['per_s']:,.0f} rows/s")
+
+
+def _backfill(run: Run, url: str, rpc_url: str, chain: CachedChain, *, tag: str) -> None:
+    with step(run, "backfill"):
+        log_path = LOG_DIR / f"{tag}-backfill.log"
+        env = endtoend.indexer_env(url, rpc_url, chain)
         done = endtoend.run_backfill(env, chain, url, log_path)
-    run["backfill"] = {**asdict(done), "per_s": round(done.per_s)}
-    say(
-        f"  backfill: {done.events:,} events in {done.wall_s:.1f} s = {done.per_s:,.0f}/s, "
-        f"peak RSS {done.peak_rss_mb:.0f} MB"
-    )
-    with timed(steps, "oracle"):
-        problems = endtoend.oracle_mismatches(url, node.url, chain)
-    run["oracle"] = {"mismatches": len(problems), "examples": problems[:5]}
-    say(f"  oracle: {len(problems)} mismatches")
-    if "follow" in options.skip:
+        run["backfill"] = {**asdict(done), "per_s": round(done.per_s)}
+        say(
+            f"  backfill: {done.events:,} events in {done.wall_s:.1f} s = {done.per_s:,.0f}/s, "
+            f"peak RSS {done.peak_rss_mb:.0f} MB"
+        )
+    if not ok(run, "backfill"):
         return
-    with timed(steps, "follow"):
+    with step(run, "oracle"):
+        problems = endtoend.oracle_mismatches(url, rpc_url, chain)
+        run["oracle"] = {"mismatches": len(problems), "examples": problems[:5]}
+        say(f"  oracle: {len(problems)} mismatches")
+
+
+def _follow(
+    options: Options, run: Run, url: str, node: Anvil, chain: CachedChain, *, tag: str
+) -> None:
+    with step(run, "follow"):
         follow = latency.measure_follow(
             url,
             node,
@@ -172,17 +192,18 @@ def _backfill_and_follow(
             seed=options.seed + 1,
             log_path=LOG_DIR / f"{tag}-follow.log",
         )
-    after = endtoend.oracle_mismatches(url, node.url, chain)
-    run["follow"] = {
-        **asdict(follow),
-        "p50_ms": round(follow.p50_ms, 1),
-        "p95_ms": round(follow.p95_ms, 1),
-        "mismatches": len(after),
-    }
-    say(
-        f"  follow: p50 {follow.p50_ms:.0f} ms, p95 {follow.p95_ms:.0f} ms, "
-        f"peak RSS {follow.peak_rss_mb:.0f} MB, {len(after)} mismatches after"
-    )
+        after = endtoend.oracle_mismatches(url, node.url, chain)
+        run["follow"] = {
+            **asdict(follow),
+            "p50_ms": round(follow.p50_ms, 1),
+            "p95_ms": round(follow.p95_ms, 1),
+            "mismatches": len(after),
+            "examples": after[:5],
+        }
+        say(
+            f"  follow: p50 {follow.p50_ms:.0f} ms, p95 {follow.p95_ms:.0f} ms, "
+            f"peak RSS {follow.peak_rss_mb:.0f} MB, {len(after)} mismatches after"
+        )
 
 
 def _fetch_ceiling(url: str, chain: CachedChain) -> ceilings.Rate:
@@ -244,6 +265,8 @@ def profile_run(
         "text": str(text_path),
         "raw": str(raw_path),
         "busy_share": round(profile.busy_share, 3),
+        "startup_samples": profile.startup,
+        "samples": profile.samples,
         "self_top": profile.self_top,
         "total_top": profile.total_top,
     }
