@@ -72,18 +72,23 @@ async def test_notify_carries_mints_and_transfers_after_commit(
     _, workload = live_chain
     await _to_head(pipeline)
     received: list[dict[str, str]] = []
+    got_transfer = asyncio.Event()
+
+    def on_notify(*args: object) -> None:
+        payload = json.loads(str(args[3]))
+        received.append(payload)
+        if payload["type"] == "nft.transfer":
+            got_transfer.set()
+
     listener = await asyncpg.connect(database_url)
-    await listener.add_listener(CHANNEL, lambda *args: received.append(json.loads(args[3])))
+    await listener.add_listener(CHANNEL, on_notify)
     try:
         await asyncio.to_thread(workload.round, 80)
         await follow_step(pipeline)
         owners = await listener.fetch(
             "select id::text, '0x' || encode(owner_address, 'hex') as owner from master_nfts"
         )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not any(r["type"] == "nft.transfer" for r in received) and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(got_transfer.wait(), timeout=10)
     finally:
         await listener.close()
     transfers = [r for r in received if r["type"] == "nft.transfer"]
