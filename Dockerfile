@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The AudiFi chain indexer. Build: deploy/image.sh build (or docker build .).
 #
 # Two stages: the builder turns pyproject.toml into a wheel and installs it, with

@@ -271,7 +271,7 @@ print(*(i.get("Healthcheck") or i["Config"]["Healthcheck"])["Test"][1:], sep="\n
     done
     wait "$DAEMON_PID" && code=0 || code=$?
     DAEMON_PID=""
-    grep -E '"event": "(started|stopped|serving|follow[a-z_]*)"' "$WORKDIR/run.log" | tail -4 | cut -c1-200 | sed 's/^/  run log: /' || true
+    grep -E '"event": "(started|step|stopped)"' "$WORKDIR/run.log" | tail -4 | cut -c1-200 | sed 's/^/  run log: /' || true
     ((code == 0)) || { tail -20 "$WORKDIR/run.log" >&2; die "the daemon exited $code after SIGTERM"; }
     echo "  stopped on SIGTERM with exit 0"
 }

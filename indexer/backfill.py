@@ -19,7 +19,7 @@ from indexer.decode import decode
 from indexer.errors import RangeTooLarge, Retryable
 from indexer.pacing import Backoff
 from indexer.registry import children_of
-from indexer.step import Discovered, Pipeline, commit, fetch_discovering
+from indexer.step import Discovered, Pipeline, commit, fetch_discovering, split
 from indexer.store.state import Mode
 
 log = structlog.get_logger("backfill")
@@ -68,7 +68,7 @@ async def _fetch_chunks(p: Pipeline, start: int, end: int, head: int) -> list[Di
             await asyncio.sleep(backoff.next())
             continue
         p.planner.succeeded(blocks=stop - start + 1, logs=len(found.fetched.logs))
-        chunks.append(found)
+        chunks.extend(split(found, p.planner.target_logs))
         start = stop + 1
     return chunks
 

@@ -2,7 +2,8 @@
 
 Shrinks on refusal (to the provider's suggested range when it gives one),
 keeps a ceiling the provider stated, shrinks when a batch holds more logs
-than we want in one transaction, and grows back gently when ranges are sparse.
+than we want in one transaction, and grows back when ranges are sparse. The
+first span is small because one block can hold thousands of logs.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 
 from indexer.errors import RangeTooLarge
 
-_GROWTH = 1.5
+_GROWTH = 1.5  # after a provider stated a ceiling: approach it gently
+_SPARSE_GROWTH = 2.0
 
 
 @dataclass(slots=True)
@@ -37,10 +39,13 @@ class RangePlanner:
             self.span = min(self.span, self.ceiling)
 
     def succeeded(self, *, blocks: int, logs: int) -> None:
+        """Aim the next range at `target_logs`: shrink to the density just seen, or grow
+        (doubling while sparse, so a small start reaches a sparse chain's span quickly)."""
         if logs > self.target_logs:
             self.span = max(1, blocks * self.target_logs // logs)
-        elif logs < self.target_logs // 4 and blocks >= self.span:
-            self.span = min(self._limit, int(self.span * _GROWTH) + 1)
+        elif blocks >= self.span and logs < self.target_logs // 4:
+            factor = _GROWTH if self.ceiling else _SPARSE_GROWTH
+            self.span = min(self._limit, int(self.span * factor) + 1)
 
     @property
     def _limit(self) -> int:

@@ -121,6 +121,28 @@ async def fetch_discovering(p: Pipeline, start: int, end: int, *, all_headers: b
     return Discovered(fetched=merged, registry=registry)
 
 
+def split(found: Discovered, max_logs: int) -> list[Discovered]:
+    """Cut an over-full range at block boundaries into ranges of about `max_logs` logs,
+    so one transaction stays bounded however dense the blocks are."""
+    fetched = found.fetched
+    if len(fetched.logs) <= max_logs:
+        return [found]
+    parts: list[Discovered] = []
+    start, first = fetched.from_block, 0
+    while first < len(fetched.logs):
+        last = min(first + max_logs, len(fetched.logs)) - 1
+        end_block = fetched.logs[last].block_number
+        while last + 1 < len(fetched.logs) and fetched.logs[last + 1].block_number == end_block:
+            last += 1
+        if last + 1 == len(fetched.logs):
+            end_block = fetched.to_block
+        headers = {n: h for n, h in fetched.headers.items() if start <= n <= end_block}
+        part = Fetched(start, end_block, fetched.logs[first : last + 1], headers)
+        parts.append(Discovered(fetched=part, registry=found.registry))
+        start, first = end_block + 1, last + 1
+    return parts
+
+
 def _merge(first: list[RawLog], second: list[RawLog]) -> list[RawLog]:
     seen = {(g.block_number, g.log_index) for g in first}
     extra = [g for g in second if (g.block_number, g.log_index) not in seen]

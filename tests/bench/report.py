@@ -22,6 +22,7 @@ MEDIANS = {
     ("copy", "per_s"): "copy_per_s",
     ("backfill", "per_s"): "backfill_per_s",
     ("backfill", "wall_s"): "backfill_wall_s",
+    ("backfill", "reported_per_s"): "backfill_reported_per_s",
     ("backfill", "peak_rss_mb"): "backfill_peak_rss_mb",
     ("oracle", "mismatches"): "oracle_mismatches",
     ("follow", "p50_ms"): "follow_p50_ms",
@@ -84,7 +85,8 @@ def _rate_row(
     if name != "backfill":
         return [what, _num(rate), _ratio(rate, lower), "", f"ceiling; {first['note']}"]
     note = (
-        f"{first['events']:,} events in {_num(m['backfill_wall_s'], '{:.1f}')} s wall; "
+        f"{first['events']:,} events in {_num(m['backfill_wall_s'], '{:.1f}')} s wall "
+        f"({_num(m.get('backfill_reported_per_s'))}/s by its own clock, start-up excluded); "
         f"oracle mismatches {_num(m.get('oracle_mismatches'), '{:.0f}')}"
     )
     rss = _num(m["backfill_peak_rss_mb"], "{:.0f} MB")

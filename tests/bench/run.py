@@ -168,6 +168,8 @@ def _backfill(run: Run, url: str, rpc_url: str, chain: CachedChain, *, tag: str)
         env = endtoend.indexer_env(url, rpc_url, chain)
         done = endtoend.run_backfill(env, chain, url, log_path)
         run["backfill"] = {**asdict(done), "per_s": round(done.per_s)}
+        if done.reported_s:
+            run["backfill"]["reported_per_s"] = round(done.events / done.reported_s)
         say(
             f"  backfill: {done.events:,} events in {done.wall_s:.1f} s = {done.per_s:,.0f}/s, "
             f"peak RSS {done.peak_rss_mb:.0f} MB"

@@ -1,0 +1,390 @@
+"""What the operations tests need around the daemon: polling with deadlines, its HTTP
+endpoints, a real Prometheus server, a PostgreSQL cluster a test can stop and start,
+and checks on log lines. Every process started here is stopped here, by PID."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+from prometheus_client.parser import text_string_to_metric_families
+
+from indexer.devchain.anvil import free_port, mine, start_anvil
+from indexer.devchain.rpc import RpcClient
+from indexer.devchain.workload import Workload, WorkloadConfig
+from indexer.migrate import migrate_up
+from tests.chainfixtures import Chain
+
+T = TypeVar("T")
+
+SECRET = "s3cret-ops-pw"
+PROMETHEUS = "/usr/bin/prometheus"
+
+
+def wait_until(check: Callable[[], T], *, timeout: float, what: str, every: float = 0.05) -> T:
+    """Poll `check` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
+        time.sleep(every)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, within: float, what: str, every: float = 0.02
+) -> T:
+    """`wait_until` for async checks, without blocking the event loop."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within}s waiting for {what} (last: {value!r})")
+        await asyncio.sleep(every)
+
+
+def get(url: str, *, timeout: float = 5.0) -> tuple[int, str] | None:
+    """(status, body) of a GET, whatever the status; None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+
+
+def status(url: str) -> int | None:
+    answer = get(url)
+    return answer[0] if answer else None
+
+
+def parse_metrics(body: str) -> dict[str, float]:
+    """Samples of a /metrics body: 'name' or 'name{k="v",...}' -> value (NaN kept as NaN)."""
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+def scrape(base: str) -> dict[str, float] | None:
+    answer = get(base + "/metrics")
+    return parse_metrics(answer[1]) if answer and answer[0] == 200 else None
+
+
+def is_nan(value: float | None) -> bool:
+    return value is not None and math.isnan(value)
+
+
+def with_secret(url: str) -> tuple[str, str]:
+    """`url` with a password (SECRET when it has none), and the password to look for.
+
+    Servers the tests use trust local connections, so an added password is ignored."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password:
+        return url, parts.password
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = parts.username or "postgres"
+    return parts._replace(netloc=f"{user}:{SECRET}@{host}").geturl(), SECRET
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every non-empty line parsed as one JSON object; fails naming the first that is not."""
+    records = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise AssertionError(f"not a JSON line: {line!r}") from None
+        assert isinstance(record, dict), f"not a JSON object: {line!r}"
+        records.append(record)
+    return records
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 15.0) -> int:
+    """SIGTERM exactly this process, SIGKILL it after `timeout`; its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    return process.returncode
+
+
+class Prometheus:
+    """A real Prometheus server scraping one target every second."""
+
+    def __init__(self, workdir: Path, target: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = workdir / "prometheus.yml"
+        config.write_text(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+            "scrape_configs:\n  - job_name: audifi-indexer\n"
+            f"    static_configs:\n      - targets: ['{target}']\n"
+        )
+        self.log_path = workdir / "prometheus.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    PROMETHEUS,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={workdir / 'tsdb'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+    def wait_ready(self) -> None:
+        wait_until(
+            lambda: self.process.poll() is not None or status(self.url + "/-/ready") == 200,
+            timeout=30,
+            what="Prometheus to start",
+        )
+        assert self.process.poll() is None, self.log_path.read_text()[-2000:]
+
+    def _api(self, path: str, **params: str) -> Any:
+        answer = get(f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}")
+        assert answer is not None and answer[0] == 200, answer
+        payload = json.loads(answer[1])
+        assert payload["status"] == "success", payload
+        return payload["data"]
+
+    def value(self, expr: str) -> float | None:
+        """The instant value of a single-series expression; None when it has no result."""
+        result = self._api("query", query=expr)["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    def samples(self, metric: str, since: float, until: float) -> list[tuple[float, float]]:
+        """Every scraped (timestamp, value) of `metric` in [since, until] (Unix seconds)."""
+        window = max(1, math.ceil(until - since))
+        result = self._api("query", query=f"{metric}[{window}s]", time=str(until))["result"]
+        if not result:
+            return []
+        return [(float(t), float(v)) for t, v in result[0]["values"] if t >= since]
+
+
+@contextmanager
+def prometheus(workdir: Path, target: str) -> Iterator[Prometheus]:
+    server = Prometheus(workdir, target)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def _server_binaries() -> Path:
+    """Debian's PostgreSQL server programs when installed, else the pgserver wheel's."""
+    debian = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3])
+    )
+    if debian:
+        return debian[-1].parent
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _server_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as an unprivileged user."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "pgserver"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    from pgserver.utils import ensure_user_exists
+
+    ensure_user_exists("pgserver")
+    return "pgserver"
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster on a free TCP port that a test stops and restarts."""
+
+    def __init__(self) -> None:
+        self.bin = _server_binaries()
+        self.user = _server_user()
+        self.port = free_port()
+        self.datadir = Path(tempfile.mkdtemp(prefix="audifi-ops-pg-"))
+        self.process: subprocess.Popen[bytes] | None = None
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
+        subprocess.run(
+            [
+                str(self.bin / "initdb"),
+                *("-D", str(self.datadir), "-U", "postgres"),
+                *("--auth=trust", "--encoding=UTF8", "--no-sync"),
+            ],
+            user=self.user,
+            check=True,
+            capture_output=True,
+        )
+
+    def url(self, *, password: str = SECRET) -> str:
+        return f"postgresql://postgres:{password}@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        """Start the server and return once it accepts connections."""
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.process = subprocess.Popen(
+            [
+                str(self.bin / "postgres"),
+                *("-D", str(self.datadir), "-p", str(self.port)),
+                *("-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="),
+                *("-c", "fsync=off", "-c", "logging_collector=off"),
+            ],
+            user=self.user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self.accepts, timeout=30, what="the private PostgreSQL to start")
+
+    def accepts(self) -> bool:
+        return asyncio.run(_answers(self.url()))
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT) by PID: sessions are ended, new connections refused."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+
+    def migrate(self) -> None:
+        asyncio.run(_migrate(self.url()))
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.datadir, ignore_errors=True)
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
+
+
+async def _answers(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url, timeout=2)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+async def _migrate(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate_up(conn)
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class LiveChain:
+    """A dev chain with AudiFi activity, and the workload that can add more."""
+
+    chain: Chain
+    workload: Workload
+
+    def head(self) -> int:
+        with RpcClient(self.chain.url) as rpc:
+            return int(rpc.call("eth_blockNumber"), 16)
+
+    def mine(self, blocks: int) -> int:
+        """Mine `blocks` empty blocks at once; the new head."""
+        with RpcClient(self.chain.url) as rpc:
+            mine(rpc, blocks)
+            return int(rpc.call("eth_blockNumber"), 16)
+
+
+@contextmanager
+def small_chain(seed: int, events: int = 3_000) -> Iterator[LiveChain]:
+    """anvil (mining only on request) with `events` events over some fifty blocks."""
+    anvil = start_anvil(no_mining=True)
+    rpc = RpcClient(anvil.url)
+    try:
+        config = WorkloadConfig(
+            seed=seed, masters=3, artists=3, txs_per_block=3, max_events_per_tx=40
+        )
+        workload = Workload(rpc, config)
+        summary = workload.run(events)
+        yield LiveChain(Chain(anvil, summary.factory, summary.factory_block), workload)
+    finally:
+        rpc.close()
+        anvil.stop()
+
+
+class BlockProducer:
+    """Adds a block with events every `every` seconds, on a thread, until the block ends."""
+
+    def __init__(self, workload: Workload, *, every: float = 0.1, events: int = 30) -> None:
+        self.workload = workload
+        self.every = every
+        self.events = events
+        self.rounds = 0
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="block-producer", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                self.workload.round(self.events)
+                self.rounds += 1
+        except BaseException as e:  # reported by __exit__ in the test's thread
+            self._error = e
+
+    def __enter__(self) -> BlockProducer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        if self._error is not None:
+            raise self._error
