@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint bench contracts clean install image image-test
+.PHONY: demo test lint bench contracts clean install tools image image-test
 
 $(PY_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -22,7 +22,12 @@ $(NODE_STAMP): package.json package-lock.json
 	npm install --no-save --no-audit --no-fund
 	touch $@
 
-install: $(PY_STAMP) $(NODE_STAMP)
+install: $(PY_STAMP) $(NODE_STAMP) tools
+
+# promtool (Debian's prometheus) for the alert-rule tests; a no-op where it is present,
+# and it never fails the build where it cannot be installed (not root, no apt).
+tools:
+	-@bash deploy/tools.sh
 
 demo: install
 	$(BIN)/python -m indexer.devchain.demo
@@ -40,6 +45,14 @@ bench: install
 
 contracts: $(NODE_STAMP)
 	node indexer/devchain/compile.mjs
+
+# The container image (podman + debootstrap here; slow, not part of `make test`).
+image:
+	bash deploy/tools.sh image
+	bash deploy/image.sh build
+
+image-test: image install
+	bash deploy/image.sh test
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .bench .demo .pgdata
