@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     ready_max_lag_blocks: int = Field(default=10, ge=0)
     view_refresh_interval: float = Field(default=0.0, ge=0)
+    fatal_linger: float = Field(default=30.0, ge=0)
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"

@@ -41,6 +41,7 @@ class Health:
         self.last_turn = time.monotonic()
         self.last_ok = 0.0
         self.lag_blocks: int | None = None
+        self.halted: str | None = None
         self.failing = False
         for gauge in _MEASURED:
             gauge.set(math.nan)
@@ -61,24 +62,41 @@ class Health:
         except DatabaseUnavailable:
             self.failed()
             return
+        if checkpoint is None:
+            self.last_turn = self.last_ok = time.monotonic()
+            self.failing = False
+            return
+        self.progressed(checkpoint.number, head=result.head, timestamp=stamp)
+
+    def progressed(self, indexed: int, *, head: int, timestamp: int | None = None) -> None:
+        """Record that everything up to `indexed` is committed with the node at `head`
+        (after a step, or per batch of a catch-up); `timestamp` is block `indexed`'s."""
         self.last_turn = self.last_ok = time.monotonic()
         self.failing = False
-        if checkpoint is None:
-            return
-        self.lag_blocks = max(0, result.head - checkpoint.number)
-        metrics.INDEXED_BLOCK.set(checkpoint.number)
+        self.lag_blocks = max(0, head - indexed)
+        metrics.CHAIN_HEAD_BLOCK.set(head)
+        metrics.INDEXED_BLOCK.set(indexed)
         metrics.LAG_BLOCKS.set(self.lag_blocks)
         metrics.LAST_PROGRESS_TIMESTAMP.set(time.time())
         if self.lag_blocks == 0:
             metrics.LAG_SECONDS.set(0)
-        else:  # unknown when the checkpoint's block is not in the window
-            metrics.LAG_SECONDS.set(math.nan if stamp is None else max(0.0, time.time() - stamp))
+        else:  # unknown without the block's timestamp
+            metrics.LAG_SECONDS.set(
+                math.nan if timestamp is None else max(0.0, time.time() - timestamp)
+            )
         metrics.UP.set(1 if self.lag_blocks <= self.max_lag_blocks else 0)
+
+    def halt(self, reason: str) -> None:
+        """A fatal error: stay unready until the process exits."""
+        self.halted = reason
+        metrics.UP.set(0)
 
     def alive(self) -> bool:
         return time.monotonic() - self.last_turn < _ALIVE_SECONDS
 
     async def ready(self) -> tuple[bool, str]:
+        if self.halted is not None:
+            return False, f"halted: {self.halted}"
         if self.lag_blocks is None:
             return False, "not caught up yet"
         try:

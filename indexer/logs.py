@@ -11,12 +11,13 @@ from typing import Any
 import structlog
 
 _CREDENTIALS = re.compile(r"(://[^:/@\s]+):([^@\s]+)@")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]+", re.IGNORECASE)
 _SECRET_KEYS = ("password", "secret", "token", "dsn", "database_url")
 
 
 def redact(text: str) -> str:
-    """Replace the password of any URL in `text` with ***."""
-    return _CREDENTIALS.sub(r"\1:***@", text)
+    """Replace the password of any URL in `text` (user:pw@ or ?password=) with ***."""
+    return _QUERY_PASSWORD.sub(r"\1***", _CREDENTIALS.sub(r"\1:***@", text))
 
 
 def _redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -25,6 +26,8 @@ def _redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
             event[key] = "***"
         elif isinstance(value, str):
             event[key] = redact(value)
+        elif isinstance(value, list | tuple):
+            event[key] = [redact(v) if isinstance(v, str) else v for v in value]
     return event
 
 

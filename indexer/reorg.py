@@ -13,19 +13,29 @@ from indexer.store.state import Checkpoint, Store
 
 
 async def find_fork(source: ChainSource, store: Store, checkpoint: Checkpoint) -> Checkpoint:
-    """The newest stored block the node still has, by hash.
+    """The newest stored block the node still has, by hash, below a block it has differently.
 
-    Raises NotReady while the node lacks a block it must have, and ReorgTooDeep
-    when no block in the window survives: the fork is below what we can repair."""
+    Blocks the node lacks prove nothing, but a block it has with another hash proves that
+    every stored block from there up is orphaned, even those above its head (a fork onto a
+    shorter branch). Raises NotReady when the newest stored block the node has is still
+    ours (it lags, or is still building the new branch): there is nothing to undo yet.
+    Raises ReorgTooDeep when no block in the window survives: the fork is below what we
+    can repair."""
     stored = await store.window(up_to=checkpoint.number)
     stored[checkpoint.number] = checkpoint.hash
     node = await source.headers(stored.keys())
+    forked = False
     for number in sorted(stored, reverse=True):
         header = node[number]
         if header is None:
-            raise NotReady(f"node lacks block {number} while looking for the fork point")
+            continue
         if header.hash == stored[number]:
+            if not forked:
+                raise NotReady(f"node has block {number} as stored but not the blocks above")
             return Checkpoint(number, header.hash)
+        forked = True
+    if not forked:
+        raise NotReady(f"node has none of the stored blocks up to {checkpoint.number}")
     lowest = min(stored)
     metrics.REORGS_TOO_DEEP.inc()
     raise ReorgTooDeep(

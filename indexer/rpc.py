@@ -40,6 +40,7 @@ _NOT_THERE_YET = ("beyond current head", "unknown block", "header not found", "b
 _BACKOFF_CAP = 10.0
 _ENDPOINT_COOLDOWN = (1.0, 15.0)
 _RETRY_AFTER_CAP = 60.0
+_LAGGING_TRIES = 3  # asks for a block a replica behind the URL lacked
 
 
 class EndpointBehind(RpcUnavailable):
@@ -177,9 +178,30 @@ class RpcClient:
         """Many calls in one HTTP request; results in call order. All succeed or it raises.
 
         `min_block` is the highest block the calls need: the request goes to a URL
-        believed to have it, and a URL found lacking it hands over to one that has it."""
+        believed to have it, and a URL found lacking it hands over to one that has it.
+        An answer that still lacks it (a null header, "unknown block") is asked for a
+        few times more, since a load balancer may have sent it to a lagging replica;
+        then it is returned, or raised, as the node gave it."""
         if not calls:
             return []
+        for attempt in range(1, _LAGGING_TRIES + 1):
+            last = attempt == _LAGGING_TRIES or min_block is None
+            try:
+                results = await self._retried(calls, min_block)
+            except (NotReady, RangeTooLarge) as e:
+                if last or not _says_lacking(e):
+                    raise
+                reason = type(e).__name__
+            else:
+                if last or _first_missing(calls, results) is None:
+                    return results
+                reason = "NullHeader"
+            metrics.RPC_RETRIES.labels(reason).inc()
+            await asyncio.sleep(_backoff(attempt) / 2)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _retried(self, calls: Sequence[Call], min_block: int | None) -> list[Any]:
+        """One request, retried while `is_retryable` says so (across URLs)."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(self._max_retries + 1),
@@ -256,10 +278,8 @@ class RpcClient:
 
     def _lacking(self, endpoint: _Endpoint, error: Exception, min_block: int | None) -> None:
         """A refusal that says the URL is behind moves the request to a URL that is not."""
-        if min_block is None:
-            return
-        if isinstance(error, RangeTooLarge) and "head" not in str(error).lower():
-            return  # a size limit, not a lagging node
+        if min_block is None or not _says_lacking(error):
+            return  # e.g. a size limit, not a lagging node
         self._endpoints.behind(endpoint, min_block)
         if self._endpoints.another_has(endpoint, min_block):
             raise EndpointBehind(f"node {endpoint.index} lacks block {min_block}") from error
@@ -274,15 +294,9 @@ class RpcClient:
         """A null header up to `min_block` means this URL lags: try one that does not."""
         if min_block is None:
             return
-        missing = [
-            int(params[0], 16)
-            for (method, params), result in zip(calls, results, strict=True)
-            if method == "eth_getBlockByNumber"
-            and result is None
-            and str(params[0]).startswith("0x")
-        ]
-        if missing:
-            self._lacking(endpoint, NotReady("null header"), min(missing))
+        missing = _first_missing(calls, results)
+        if missing is not None:
+            self._lacking(endpoint, NotReady("null header"), missing)
 
     async def _post(self, url: str, body: bytes) -> Any:
         headers = {"Content-Type": "application/json"}
@@ -302,6 +316,23 @@ class RpcClient:
         if status != 200 and not _is_error_answer(payload):
             raise RpcUnavailable(f"node answered HTTP {status}")
         return payload
+
+
+def _first_missing(calls: Sequence[Call], results: list[Any]) -> int | None:
+    """The lowest block asked for by number whose header came back null."""
+    missing = [
+        int(params[0], 16)
+        for (method, params), result in zip(calls, results, strict=True)
+        if method == "eth_getBlockByNumber" and result is None and str(params[0]).startswith("0x")
+    ]
+    return min(missing, default=None)
+
+
+def _says_lacking(error: Exception) -> bool:
+    """A refusal that means "this node does not have that block (yet)"."""
+    return isinstance(error, NotReady) or (
+        isinstance(error, RangeTooLarge) and "head" in str(error).lower()
+    )
 
 
 def _is_error_answer(payload: Any) -> bool:

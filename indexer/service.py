@@ -166,6 +166,20 @@ async def _serve_and_follow(p: Pipeline, settings: Settings, stop: asyncio.Event
         metrics=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
     )
     try:
+        await _follow_or_linger(p, settings, stop, health)
+    finally:
+        if refresher is not None:
+            refresher.cancel()
+        await runner.cleanup()
+        log.info("stopped")
+
+
+async def _follow_or_linger(
+    p: Pipeline, settings: Settings, stop: asyncio.Event, health: Health
+) -> None:
+    """Follow; on a fatal error keep serving metrics (unready) for AUDIFI_FATAL_LINGER
+    seconds before exiting, so Prometheus scrapes the reason (e.g. a too-deep reorg)."""
+    try:
         await follow(
             p,
             poll_interval=settings.poll_interval,
@@ -173,8 +187,8 @@ async def _serve_and_follow(p: Pipeline, settings: Settings, stop: asyncio.Event
             health=health,
             concurrency=settings.fetch_concurrency,
         )
-    finally:
-        if refresher is not None:
-            refresher.cancel()
-        await runner.cleanup()
-        log.info("stopped")
+    except Fatal as e:
+        health.halt(type(e).__name__)
+        log.error("fatal", error=str(e), linger_s=settings.fatal_linger)
+        await wait_or_stop(stop, settings.fatal_linger)
+        raise

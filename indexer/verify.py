@@ -200,10 +200,12 @@ class EthCalls:
             async with self._http.post(
                 self._url, data=body, headers={"Content-Type": "application/json"}
             ) as response:
-                response.raise_for_status()
-                answers = orjson.loads(await response.read())
+                status, raw = response.status, await response.read()
+            answers = orjson.loads(raw) if status == 200 else None
         except (TimeoutError, aiohttp.ClientError, OSError, orjson.JSONDecodeError) as e:
-            raise RpcUnavailable(f"{doing}: {type(e).__name__}: {e}") from e
+            raise RpcUnavailable(f"{doing}: {type(e).__name__}") from e
+        if status != 200:  # the URL stays out of the message: it may carry a key
+            raise RpcUnavailable(f"{doing}: node answered HTTP {status}")
         by_id = (
             {a.get("id"): a for a in answers if isinstance(a, dict)}
             if isinstance(answers, list)
@@ -226,7 +228,9 @@ def _call_result(answer: dict[str, object], doing: str) -> bytes | None:
 
 
 async def run_verify(settings: Settings, from_block: int, to_block: int) -> bool:
-    """Print each difference, then a one-line summary; True when there are none."""
+    """Print each difference, then a one-line summary; True when there are none.
+
+    eth_calls go to the first of the configured RPC endpoints."""
     timeout = aiohttp.ClientTimeout(total=settings.rpc_timeout)
     async with open_pipeline(settings) as p, aiohttp.ClientSession(timeout=timeout) as http:
         report = await verify(

@@ -45,8 +45,9 @@ def indexer_env(database_url: str, chain: Chain, **extra: str) -> dict[str, str]
         AUDIFI_FACTORY_ADDRESS="0x" + chain.factory.hex(),
         AUDIFI_METRICS_PORT="0",
         AUDIFI_LOG_FORMAT="json",
-        **extra,
+        AUDIFI_FATAL_LINGER="0",
     )
+    env.update(extra)
     return env
 
 
