@@ -27,9 +27,13 @@ def parse_address(value: str) -> bytes:
 
 def _check_postgres_url(value: SecretStr | None) -> SecretStr | None:
     if value is not None:
-        scheme = urlsplit(value.get_secret_value()).scheme
-        if scheme not in ("postgresql", "postgres"):
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("postgresql", "postgres"):
             raise ValueError("must be a postgresql:// URL")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError("has a port that is not a number") from None
     return value
 
 

@@ -23,7 +23,7 @@ STOP_GRACE_SECONDS = 5.0
 T = TypeVar("T")
 
 
-async def catch_up(p: Pipeline, *, concurrency: int) -> bool:
+async def catch_up(p: Pipeline, *, concurrency: int, health: Health) -> bool:
     """Far behind the head, index in large batches fetched ahead concurrently (the
     backfill driver, which advances the checkpoint because it starts right after it).
     Stops short of the reorg window, where the follower's per-block checks take over.
@@ -33,8 +33,16 @@ async def catch_up(p: Pipeline, *, concurrency: int) -> bool:
     end = head - max(p.confirmations, p.reorg_window)
     if checkpoint is None or end - checkpoint.number < CATCH_UP_MIN_BLOCKS:
         return False
-    log.info("catch_up", from_block=checkpoint.number + 1, to_block=end, head=head)
-    await backfill(p, checkpoint.number + 1, end, head=head, concurrency=concurrency)
+    start = checkpoint.number + 1
+    log.info("catch_up", from_block=start, to_block=end, head=head)
+    await backfill(
+        p,
+        start,
+        end,
+        head=head,
+        concurrency=concurrency,
+        on_progress=lambda done: health.progressed(start - 1 + done.done_blocks, head=head),
+    )
     return True
 
 
@@ -56,7 +64,8 @@ async def follow(
         started = time.perf_counter()
         try:
             if maybe_far_behind:
-                if await _unless_stopped(catch_up(p, concurrency=concurrency), stop) is None:
+                caught_up = catch_up(p, concurrency=concurrency, health=health)
+                if await _unless_stopped(caught_up, stop) is None:
                     break
                 maybe_far_behind = False
             result = await _unless_stopped(follow_step(p), stop)

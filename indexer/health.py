@@ -120,7 +120,9 @@ async def _metrics(_: web.Request) -> web.Response:
 
 def _app(health: Health) -> web.Application:
     async def healthz(_: web.Request) -> web.Response:
-        return web.Response(status=200 if health.alive() else 503, text="ok\n")
+        if health.alive():
+            return web.Response(status=200, text="ok\n")
+        return web.Response(status=503, text=f"the loop has not turned for {_ALIVE_SECONDS:.0f}s\n")
 
     async def readyz(_: web.Request) -> web.Response:
         ok, why = await health.ready()

@@ -12,7 +12,8 @@ import structlog
 
 _CREDENTIALS = re.compile(r"(://[^:/@\s]+):([^@\s]+)@")
 _QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]+", re.IGNORECASE)
-_SECRET_KEYS = ("password", "secret", "token", "dsn", "database_url")
+# Keys whose values are never printed; "token" is absent on purpose (token_address, token_id).
+_SECRET_KEYS = ("password", "secret", "api_key", "authorization", "dsn", "database_url")
 
 
 def redact(text: str) -> str:

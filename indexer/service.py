@@ -151,7 +151,8 @@ async def run_daemon(settings: Settings) -> None:
 
 async def _serve_and_follow(p: Pipeline, settings: Settings, stop: asyncio.Event) -> None:
     checkpoint = await ensure_checkpoint(p)
-    health = Health(p.store, max_lag_blocks=settings.ready_max_lag_blocks)
+    # Staying AUDIFI_CONFIRMATIONS behind on purpose is not lag.
+    health = Health(p.store, max_lag_blocks=settings.ready_max_lag_blocks + settings.confirmations)
     runner = await serve(health, host=settings.metrics_host, port=settings.metrics_port)
     refresher = None
     if settings.view_refresh_interval > 0:

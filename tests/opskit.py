@@ -39,7 +39,9 @@ SECRET = "s3cret-ops-pw"
 PROMETHEUS = "/usr/bin/prometheus"
 
 
-def wait_until(check: Callable[[], T], *, timeout: float, what: str, every: float = 0.05) -> T:
+def wait_until(
+    check: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.05
+) -> T:
     """Poll `check` until it returns something truthy; fail the test at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -52,7 +54,7 @@ def wait_until(check: Callable[[], T], *, timeout: float, what: str, every: floa
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], *, within: float, what: str, every: float = 0.02
+    check: Callable[[], Awaitable[T | None]], *, within: float, what: str, every: float = 0.02
 ) -> T:
     """`wait_until` for async checks, without blocking the event loop."""
     deadline = time.monotonic() + within
@@ -74,6 +76,12 @@ def get(url: str, *, timeout: float = 5.0) -> tuple[int, str] | None:
         return e.code, e.read().decode()
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
+
+
+def get_if(url: str, code: int) -> tuple[int, str] | None:
+    """(status, body) when the GET answers with `code`, else None."""
+    answer = get(url)
+    return answer if answer is not None and answer[0] == code else None
 
 
 def status(url: str) -> int | None:

@@ -237,6 +237,7 @@ async def _revert_orphaned(conn: asyncpg.Connection, chain_id: int) -> Reverted:
     await conn.execute(_RECOMPUTE_BALANCES, chain_id)
     await conn.execute(_DROP_UNTOUCHED_HOLDERS, chain_id)
     await conn.execute(_RECOUNT_COIN_SUPPLY, chain_id, ZERO_ADDRESS)
+    await _recompute_dividends(conn, chain_id)
     return Reverted(blocks=int(blocks), raw_rows=raw_rows)
 
 
