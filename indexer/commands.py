@@ -15,6 +15,7 @@ from indexer.backfill import Progress, backfill
 from indexer.config import Settings
 from indexer.errors import Fatal
 from indexer.service import ensure_checkpoint, open_pipeline, open_pool
+from indexer.step import Pipeline
 from indexer.store.db import connection
 from indexer.store.state import Checkpoint
 from indexer.views import refresh_views
@@ -22,6 +23,7 @@ from indexer.views import refresh_views
 log = structlog.get_logger("commands")
 
 _PROGRESS_EVERY = 5.0
+_REWIND_PAGE = 200
 
 
 def _progress_printer() -> Any:
@@ -78,14 +80,46 @@ async def run_backfill(settings: Settings, from_block: int, to_block: int) -> No
 
 
 async def run_rewind(settings: Settings, to_block: int) -> None:
-    """The way out after a fork below the window: drop what is above, then restart `run`."""
+    """The way out after a fork below the window: drop what is above, then restart `run`.
+
+    Refuses a block that would keep rows from the lost branch, and names one that is safe."""
     async with open_pipeline(settings) as p:
-        await ensure_checkpoint(p)
+        checkpoint = await ensure_checkpoint(p)
+        if to_block >= checkpoint.number:
+            raise Fatal(f"nothing to rewind: the checkpoint is at block {checkpoint.number}")
         header = (await p.source.headers([to_block]))[to_block]
         if header is None:
             raise Fatal(f"the node has no block {to_block}")
+        await _require_canonical_below(p, to_block)
         reverted = await p.store.rewind(Checkpoint(to_block, header.hash), old_head=None)
     log.info("rewound", to_block=to_block, events_reverted=reverted.raw_rows)
+
+
+async def _require_canonical_below(p: Pipeline, to_block: int) -> None:
+    """Walk the stored blocks at or below `to_block`, newest first, until one matches the
+    node: everything below a match is canonical. A mismatch above it means the fork is
+    deeper than `to_block`."""
+    top = to_block
+    lost: int | None = None
+    while True:
+        stored = await p.store.stored_blocks_below(top, limit=_REWIND_PAGE)
+        if not stored:
+            return
+        node = await p.source.headers(n for n, _ in stored)
+        hashes: dict[int, set[bytes]] = {}
+        for number, stored_hash in stored:
+            hashes.setdefault(number, set()).add(stored_hash)
+        for number in sorted(hashes, reverse=True):
+            header = node[number]
+            if header is not None and hashes[number] == {header.hash}:
+                if lost is None:
+                    return
+                raise Fatal(
+                    f"block {lost} at or below {to_block} is from a lost branch: "
+                    f"rewind with --to-block {number} instead"
+                )
+            lost = lost or number
+        top = stored[-1][0] - 1
 
 
 async def run_status(settings: Settings, *, as_json: bool) -> None:

@@ -8,7 +8,10 @@ daemon tests run `python -m indexer run` and stop exactly that process.
 
 from __future__ import annotations
 
+import re
+
 import asyncio
+import functools
 import os
 import random
 import signal
@@ -20,13 +23,19 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
+from indexer import metrics
+from indexer.backfill import backfill
 from indexer.chain import ContractKind
+from indexer.commands import run_rewind
 from indexer.config import load_settings
 from indexer.devchain import contracts as c
-from indexer.devchain.anvil import block_number, mine, revert, snapshot as evm_snapshot
+from indexer.devchain.anvil import block_number, mine, revert
+from indexer.devchain.anvil import snapshot as evm_snapshot
 from indexer.devchain.rpc import RpcClient
-from indexer.follow import follow
+from indexer.errors import Fatal, ReorgTooDeep
+from indexer.follow import CATCH_UP_MIN_BLOCKS, follow
 from indexer.health import Health
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, StepResult
@@ -39,8 +48,10 @@ from tests.reorgkit import (
     at_head,
     backfilled,
     fetch,
+    follow_to_head,
     new_devchain,
     orphans,
+    read_view,
     reorg_checked,
     step,
     sync,
@@ -49,6 +60,7 @@ from tests.reorgkit import (
 from tests.support import RpcProxy
 
 SEED_ENV = "AUDIFI_REORG_SEED"
+MUTATIONS = 48  # chain changes per property run (~10 s here)
 
 
 @pytest.fixture
@@ -108,15 +120,22 @@ async def _random_reorgs(
     async with open_pipeline(settings_for(url, dev.chain)) as p:
         await ensure_checkpoint(p)
         await sync(p)
-        for _ in range(16):
-            action = rng.choices(["activity", "reorg", "empty_reorg", "revert"], [3, 4, 1, 2])[0]
+        for _ in range(MUTATIONS):
+            action = rng.choices(ACTIONS, [3, 4, 1, 2, 1])[0]
             history.append(await _mutate(action, p, dev, rng, snapshots))
+            snapshots.append((evm_snapshot(dev.rpc), block_number(dev.rpc)))
             for _ in range(rng.randint(0, 3)):
                 await step(p)
         await sync(p)
-    assert sum(h.startswith(("reorg", "empty", "revert")) for h in history) >= 4, history
+    assert sum(h.startswith(("reorg", "empty", "revert")) for h in history) >= 8, history
     await _agrees_with_chain(url, dev)
     await _same_as_fresh_index(url, fresh_url, dev)
+
+
+# What the property test does between follow steps: new blocks, a reorg with new
+# transactions, a reorg to empty blocks, a revert to an earlier snapshot and new blocks
+# (often fewer: a fork onto a shorter branch), or a backfill over the tip.
+ACTIONS = ("activity", "reorg", "empty_reorg", "revert", "backfill")
 
 
 async def _mutate(
@@ -128,14 +147,17 @@ async def _mutate(
     # Keep every fork above the factory and well inside the 128-block window.
     lowest = max(dev.chain.factory_block + 1, checkpoint.number - 100)
     if action == "revert":
-        usable = [(i, s) for i, s in enumerate(snapshots) if lowest <= s[1] and head - s[1] <= 64]
+        usable = [
+            (i, s) for i, s in enumerate(snapshots) if lowest <= s[1] and 0 < head - s[1] <= 64
+        ]
         if usable:
             i, (snapshot_id, at) = rng.choice(usable)
             assert revert(rpc, snapshot_id)
             del snapshots[i:]
             new_blocks = rng.randint(1, head - at + 2)
             dev.activity.blocks(new_blocks)
-            return f"revert {head}->{at}+{new_blocks}"
+            shorter = " (shorter)" if at + new_blocks < head else ""
+            return f"revert {head}->{at}+{new_blocks}{shorter}"
         action = "reorg"
     if action in ("reorg", "empty_reorg") and head - lowest >= 1:
         most = min(64, head - lowest)
@@ -143,12 +165,15 @@ async def _mutate(
         txs = 0 if action == "empty_reorg" else rng.randint(1, 6)
         pairs = dev.activity.replacements(depth, txs=txs) if txs else []
         reorg_checked(rpc, depth, pairs)
-        snapshots.clear()  # anvil forgets its snapshots on anvil_reorg
+        # anvil cannot revert to a snapshot taken in a block that a reorg replaced
+        snapshots[:] = [s for s in snapshots if s[1] <= head - depth]
         return f"{action} {depth} txs={len(pairs)} at {head}"
+    if action == "backfill":
+        start = rng.randint(max(dev.chain.factory_block, head - 12), head)
+        await backfill(p, start, head, head=head, concurrency=2)
+        return f"backfill {start}..{head}"
     blocks = rng.randint(1, 4)
     dev.activity.blocks(blocks)
-    if rng.random() < 0.6:
-        snapshots.append((evm_snapshot(rpc), block_number(rpc)))
     return f"activity {blocks} at {head}"
 
 
@@ -169,6 +194,7 @@ async def test_live_reorg_is_undone_and_the_new_branch_indexed(
             await sync(p)
             head = block_number(dev.rpc)
             before = await snapshot(database_url)
+            counted = _metric("reorgs_total"), _metric("reorg_depth_blocks_sum")
             pairs = dev.activity.replacements(depth, txs=min(depth, 6))
             pairs[0] = (pairs[0][0], 0)  # the first replaced block changes: the fork is exact
             async with _following(p) as caught_up:
@@ -183,7 +209,15 @@ async def test_live_reorg_is_undone_and_the_new_branch_indexed(
     reorgs = await fetch(database_url, "select fork_block, depth from indexer_reorgs")
     assert [(r["fork_block"], r["depth"]) for r in reorgs] == [(head - depth, depth)]
     assert _reorg_notice(notices)["forkBlock"] == head - depth
+    assert (_metric("reorgs_total"), _metric("reorg_depth_blocks_sum")) == (
+        counted[0] + 1,
+        counted[1] + depth,
+    )
     await _same_as_fresh_index(database_url, fresh_database_url, dev)
+
+
+def _metric(name: str) -> float:
+    return REGISTRY.get_sample_value(f"{metrics.PREFIX}_{name}") or 0.0
 
 
 def _reorg_notice(notices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -207,10 +241,10 @@ class _following:
         )
         return self.caught_up
 
-    async def caught_up(self, timeout: float = 30.0) -> None:
+    async def caught_up(self, within: float = 30.0) -> None:
         assert self.task is not None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + within
         while not await at_head(self.p):
             if self.task.done():
                 self.task.result()
@@ -343,11 +377,11 @@ async def _rows_of_txs(database_url: str, hashes: list[str]) -> list[tuple[str, 
 
 
 async def _daemon_synced(
-    url: str, dev: Devchain, daemon: subprocess.Popen[bytes], log: Path, timeout: float = 60.0
+    url: str, dev: Devchain, daemon: subprocess.Popen[bytes], log: Path, within: float = 60.0
 ) -> None:
     """Wait until the daemon's checkpoint is the node's head block; fail if it exits."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while True:
         if await _checkpoint_is_head(url, dev.rpc):
             return
@@ -401,8 +435,9 @@ async def test_reorg_deeper_than_the_window_stops_the_daemon_until_the_documente
     assert "`audifi-indexer rewind --to-block N` with N below the fork" in text
     assert await snapshot(database_url) == before, "nothing is half-undone"
     assert await _reorg_count(database_url) == 0
-    rewind = subprocess.run(
-        [*INDEXER, "rewind", "--to-block", str(fork - 1)], env=env, capture_output=True, timeout=60
+    command = [*INDEXER, "rewind", "--to-block", str(fork - 1)]
+    rewind = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, timeout=60
     )
     assert rewind.returncode == 0, rewind.stderr.decode()[-2000:]
     with running_indexer(["run"], env, log_path=str(log)) as daemon:
@@ -416,17 +451,22 @@ async def test_reorg_while_the_daemon_is_stopped_is_repaired_on_restart(
     dev = _chain(devchains, seed=6, blocks=10)
     env = indexer_env(database_url, dev.chain, AUDIFI_POLL_INTERVAL="0.02")
     log = tmp_path / "run.log"
-    # Same height (only the tip's hash shows it), then with new blocks on top of the fork.
-    for grow in (None, 0, 3):
+    # Same height (only the tip's hash shows it); a few new blocks on top of the fork; so
+    # many that the restart catches up in bulk first, from a checkpoint on the lost branch.
+    for grow in (None, 0, 3, CATCH_UP_MIN_BLOCKS + 200):
         if grow is not None:
             reorg_checked(dev.rpc, 6, _replacements(dev, 6, 4))
-            dev.activity.blocks(grow)
+            if grow > 2:
+                mine(dev.rpc, grow - 2)
+            dev.activity.blocks(min(grow, 2))
         with running_indexer(["run"], env, log_path=str(log)) as daemon:
             await _daemon_synced(database_url, dev, daemon, log)
             daemon.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(wait_exit, daemon, 15) == 0, _tail(log)
+        caught_up = '"event": "catch_up"' in log.read_text()
+        assert caught_up == (grow is not None and grow > CATCH_UP_MIN_BLOCKS), _tail(log)
         await _agrees_with_chain(database_url, dev)
-    assert await _reorg_count(database_url) == 2
+    assert await _reorg_count(database_url) == 3
     await _same_as_fresh_index(database_url, fresh_database_url, dev)
 
 
@@ -452,7 +492,7 @@ async def test_sigkill_while_handling_reorgs_then_restart_recovers(
             depth = rng.randint(3, 12)
             fork = block_number(dev.rpc) - depth
             await asyncio.to_thread(reorg_checked, dev.rpc, depth, _replacements(dev, depth, 6))
-            await _until(lambda: _reached(moment, database_url, reorgs, fork), daemon)
+            await _until(functools.partial(_reached, moment, database_url, reorgs, fork), daemon)
             daemon.send_signal(signal.SIGKILL)
             daemon.wait(10)
             mid_reorg += not await _checkpoint_is_head(database_url, dev.rpc)
@@ -474,10 +514,10 @@ async def _reached(moment: str, url: str, reorgs: int, fork: int) -> bool:
 
 
 async def _until(
-    condition: Callable[[], Awaitable[bool]], daemon: subprocess.Popen[bytes], timeout: float = 30
+    condition: Callable[[], Awaitable[bool]], daemon: subprocess.Popen[bytes], within: float = 30
 ) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while not await condition():
         assert daemon.poll() is None, f"daemon exited {daemon.returncode}"
         assert loop.time() < deadline, "the moment to kill never came"
@@ -535,8 +575,76 @@ async def test_a_fork_onto_a_shorter_branch_is_a_reorg_not_a_lag(
         await sync(p)
         assert revert(rpc, saved)
         dev.activity.blocks(2)  # the new head is 4 below the checkpoint, with another hash
-        await sync(p, timeout=10)
+        await sync(p, within=10)
     reorgs = await fetch(database_url, "select fork_block, depth from indexer_reorgs")
     assert [(r["fork_block"], r["depth"]) for r in reorgs] == [(fork, 6)]
     await _agrees_with_chain(database_url, dev)
     await _same_as_fresh_index(database_url, fresh_database_url, dev)
+
+
+async def test_backfill_over_the_tip_then_its_transaction_re_mined_one_block_earlier(
+    database_url: str, devchains: list[Devchain]
+) -> None:
+    dev = _chain(devchains, seed=10, blocks=3)
+    rpc, activity = dev.rpc, dev.activity
+    coin = read_view(rpc, dev.chain.factory, block_number(rpc)).coins[0].token
+    async with open_pipeline(settings_for(database_url, dev.chain)) as p:
+        await ensure_checkpoint(p)
+        await sync(p)
+        saved = evm_snapshot(rpc)
+        mine(rpc)
+        (receipt,) = c.transact(
+            rpc, [c.coin_mint_batch_tx(activity.admin, coin, [activity.holders[0]], [5])]
+        )
+        tip = int(receipt["blockNumber"], 16)
+        await backfill(p, tip, tip, head=tip, concurrency=1)  # the follower is 2 blocks behind
+        # The fork: the same transaction, one block earlier (same hash and log index).
+        raw = rpc.call("eth_getRawTransactionByHash", [receipt["transactionHash"]])
+        assert revert(rpc, saved)
+        rpc.call("eth_sendRawTransaction", [raw])
+        mine(rpc)
+        await sync(p)
+        mine(rpc)
+        await sync(p)
+    await _agrees_with_chain(database_url, dev)
+
+
+async def test_reorg_deeper_than_the_window_is_fatal_counted_and_deletes_nothing(
+    database_url: str, devchains: list[Devchain]
+) -> None:
+    dev = _chain(devchains, seed=11, blocks=12)
+    before, too_deep = await _too_deep(database_url, dev)
+    assert _metric("reorgs_too_deep_total") == before + 1
+    head = block_number(dev.rpc)
+    assert head - 4 <= too_deep.fork_below <= head - 3  # the window is the newest 4 (or 5)
+
+
+async def _too_deep(database_url: str, dev: Devchain) -> tuple[float, ReorgTooDeep]:
+    """Follow with a 4-block window, reorg 9 deep, step into the error."""
+    async with open_pipeline(settings_for(database_url, dev.chain, reorg_window=4)) as p:
+        await ensure_checkpoint(p)
+        await sync(p)
+        indexed = await snapshot(database_url)
+        reorg_checked(dev.rpc, 9, _replacements(dev, 9, 4))
+        counted = _metric("reorgs_too_deep_total")
+        with pytest.raises(ReorgTooDeep) as too_deep:
+            await sync(p)
+    assert await snapshot(database_url) == indexed
+    assert await _reorg_count(database_url) == 0
+    return counted, too_deep.value
+
+
+async def test_rewind_below_the_block_the_too_deep_error_names_leaves_no_orphan(
+    database_url: str, devchains: list[Devchain]
+) -> None:
+    dev = _chain(devchains, seed=11, blocks=12)
+    _, too_deep = await _too_deep(database_url, dev)
+    settings = settings_for(database_url, dev.chain)
+    try:
+        await run_rewind(settings, too_deep.fork_below - 1)
+    except Fatal as refused:  # the fork is lower still: the refusal names a safe block
+        safe = re.search(r"--to-block (\d+)", str(refused))
+        assert safe is not None, str(refused)
+        await run_rewind(settings, int(safe.group(1)))
+    await follow_to_head(database_url, dev.chain, reorg_window=4)
+    await _agrees_with_chain(database_url, dev)

@@ -20,7 +20,13 @@ from indexer.errors import InconsistentResponse, Retryable
 from indexer.store.db import connection, database_errors
 from indexer.store.notify import notify_batch, notify_reorg
 from indexer.store.revert import RAW_TABLES, Reverted, revert_above, revert_blocks
-from indexer.store.write import lock_chain, remember_blocks, write_rows
+from indexer.store.write import (
+    displaced_blocks,
+    lock_chain,
+    remember_blocks,
+    stage,
+    write_rows,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,20 @@ class Store:
             for r in rows
         ]
 
+    async def stored_blocks_below(self, number: int, *, limit: int) -> list[tuple[int, bytes]]:
+        """The newest (number, hash) pairs stored at or below `number`, newest first."""
+        async with database_errors("reading stored block hashes"):
+            rows = await self.pool.fetch(
+                f"select * from ({_STORED_BLOCKS} union select block_number, block_hash "
+                "from indexer_blocks where chain_id = $1 and block_number between $2 and $3) b "
+                "order by block_number desc limit $4",
+                self.chain_id,
+                0,
+                number,
+                limit,
+            )
+        return [(r["block_number"], bytes(r["block_hash"])) for r in rows]
+
     async def stored_blocks(self, from_block: int, to_block: int) -> dict[int, set[bytes]]:
         """Block hashes under which rows in the range are stored (normally one per block)."""
         async with database_errors("reading stored block hashes"):
@@ -177,7 +197,10 @@ class Store:
         stored = await self._checkpoint_locked(conn)
         if batch.mode is Mode.FOLLOW and stored != batch.based_on:
             raise Retryable("the checkpoint moved while the batch was fetched")
-        reverted = await self._revert_stale(conn, batch)
+        await stage(conn, batch.staged)
+        stale = await self._stale_in_range(conn, batch)
+        stale |= await displaced_blocks(conn, self.chain_id, batch.staged)
+        reverted = await revert_blocks(conn, self.chain_id, sorted(stale)) if stale else None
         new_rows = await write_rows(conn, batch.staged)
         checkpoint = _advanced(stored, batch)
         if checkpoint is not None:
@@ -205,10 +228,12 @@ class Store:
         )
         return Checkpoint(row["block_number"], bytes(row["block_hash"])) if row else None
 
-    async def _revert_stale(self, conn: asyncpg.Connection, batch: Batch) -> Reverted | None:
+    async def _stale_in_range(
+        self, conn: asyncpg.Connection, batch: Batch
+    ) -> set[tuple[int, bytes]]:
         """Rows in the range stored under another hash than the node's are from a lost branch."""
         rows = await conn.fetch(_STORED_BLOCKS, self.chain_id, batch.from_block, batch.to_block)
-        stale: list[tuple[int, bytes]] = []
+        stale: set[tuple[int, bytes]] = set()
         for r in rows:
             number, stored_hash = r["block_number"], bytes(r["block_hash"])
             header = batch.headers.get(number)
@@ -217,10 +242,8 @@ class Store:
                     f"block {number} has stored rows but the node returned no logs for it"
                 )
             if header.hash != stored_hash:
-                stale.append((number, stored_hash))
-        if not stale:
-            return None
-        return await revert_blocks(conn, self.chain_id, stale)
+                stale.add((number, stored_hash))
+        return stale
 
     async def rewind(self, fork: Checkpoint, *, old_head: bytes | None) -> Reverted:
         """Undo everything above `fork` and move the checkpoint there (reorg or operator)."""

@@ -16,7 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from indexer.chain import ZERO_ADDRESS, BlockRef
-from indexer.derive import Row, StagedRows
+from indexer.derive import StagedRows
 
 WRITE_LOCK = 0x4155_4449  # "AUDI": the per-chain writer lock's first key
 
@@ -278,25 +278,72 @@ async def lock_chain(conn: asyncpg.Connection, chain_id: int) -> None:
     await conn.execute("select pg_advisory_xact_lock($1, $2)", WRITE_LOCK, chain_id % 2**31)
 
 
-async def _stage(conn: asyncpg.Connection, table: str, rows: list[Row]) -> int:
-    """COPY rows into the stage, drop the ones already stored; returns how many are new."""
-    await conn.execute(_stage_ddl(table))
-    await conn.copy_records_to_table(
-        f"stage_{table}",
-        records=rows,
-        columns=[*RAW_COLUMNS, *(_copy_column(c) for c in STAGES[table])],
-    )
-    status = await conn.execute(_DROP_STORED.format(table=table))
-    return len(rows) - int(status.split()[-1])
+async def stage(conn: asyncpg.Connection, staged: StagedRows) -> None:
+    """COPY the batch's rows into the (transaction-scoped) staging tables."""
+    for table, rows in staged.tables().items():
+        await conn.execute(_stage_ddl(table))
+        if rows:
+            await conn.copy_records_to_table(
+                f"stage_{table}",
+                records=rows,
+                columns=[*RAW_COLUMNS, *(_copy_column(c) for c in STAGES[table])],
+            )
+
+
+# A transaction, and a contract address, exists once on the canonical chain: stored
+# under another block than this batch found it in, that block is from a lost branch.
+_SAME_TX_ELSEWHERE = """
+select t.block_number, t.block_hash from {table} t
+join stage_{table} s on s.chain_id = t.chain_id and s.tx_hash = t.tx_hash
+where t.block_hash <> s.block_hash
+"""
+
+_SAME_CONTRACT_ELSEWHERE = """
+with deployed(address, block_hash) as (
+    select nft_address, block_hash from stage_master_contracts
+    union all select distributor_address, block_hash from stage_master_contracts
+    union all select token_address, block_hash from stage_artist_tokens
+)
+select c.block_number, c.block_hash from master_contracts c
+join deployed d on d.address in (c.nft_address, c.distributor_address)
+where c.chain_id = $1 and c.block_hash <> d.block_hash
+union
+select t.block_number, t.block_hash from artist_tokens t
+join deployed d on d.address = t.token_address
+where t.chain_id = $1 and t.block_hash <> d.block_hash
+"""
+
+_QUARANTINED_ELSEWHERE = """
+select block_number, block_hash from indexer_quarantine
+where chain_id = $1 and tx_hash = any($2::bytea[]) and not (block_hash = any($3::bytea[]))
+"""
+
+
+async def displaced_blocks(
+    conn: asyncpg.Connection, chain_id: int, staged: StagedRows
+) -> set[tuple[int, bytes]]:
+    """Stored blocks that this batch proves orphaned: they hold a transaction or a contract
+    deployment that the batch found in another block. Call after `stage`."""
+    found: list[asyncpg.Record] = []
+    for table, rows in staged.tables().items():
+        if rows:
+            found += await conn.fetch(_SAME_TX_ELSEWHERE.format(table=table))
+    if staged.master_contracts or staged.artist_tokens:
+        found += await conn.fetch(_SAME_CONTRACT_ELSEWHERE, chain_id)
+    if staged.quarantine:
+        txs = list({row[4] for row in staged.quarantine})
+        hashes = list({row[2] for row in staged.quarantine})
+        found += await conn.fetch(_QUARANTINED_ELSEWHERE, chain_id, txs, hashes)
+    return {(int(r[0]), bytes(r[1])) for r in found}
 
 
 async def write_rows(conn: asyncpg.Connection, staged: StagedRows) -> dict[str, int]:
-    """Insert new raw rows and apply their derived changes; returns new rows per table.
-
-    Must run inside a transaction holding `lock_chain`."""
+    """Insert the staged rows not stored yet and apply their derived changes; returns new
+    rows per table. Must run inside a transaction holding `lock_chain`, after `stage`."""
     new: dict[str, int] = {}
     for table, rows in staged.tables().items():
-        new[table] = await _stage(conn, table, rows) if rows else 0
+        dropped = await conn.execute(_DROP_STORED.format(table=table)) if rows else "0"
+        new[table] = len(rows) - int(dropped.split()[-1])
     if new["master_contracts"]:
         await conn.execute(_INSERT_MASTER_CONTRACTS, ZERO_ADDRESS)
     if new["artist_tokens"]:
