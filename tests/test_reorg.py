@@ -8,12 +8,11 @@ daemon tests run `python -m indexer run` and stop exactly that process.
 
 from __future__ import annotations
 
-import re
-
 import asyncio
 import functools
 import os
 import random
+import re
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Iterator
