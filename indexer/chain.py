@@ -1,9 +1,14 @@
-"""Plain data shared by every stage: blocks, logs, decoded events. No I/O here."""
+"""Plain data shared by every stage: blocks, logs, decoded events. No I/O here.
+
+Logs and events are NamedTuples, not frozen dataclasses: they are made once per log
+on the hot path, and a frozen dataclass's __init__ costs several times more.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 from uuid import UUID
 
 ZERO_ADDRESS = bytes(20)
@@ -35,8 +40,7 @@ class BlockRef:
     timestamp: int
 
 
-@dataclass(frozen=True, slots=True)
-class RawLog:
+class RawLog(NamedTuple):
     """One log as the node returned it, hex already turned into bytes and ints."""
 
     block_number: int
@@ -59,8 +63,7 @@ class TrackedContract:
     owner_id: UUID | None = None  # masterId for NFTs and distributors, artistId for coins
 
 
-@dataclass(frozen=True, slots=True)
-class MasterDeployed:
+class MasterDeployed(NamedTuple):
     log: RawLog
     master_id: UUID
     nft: bytes
@@ -68,8 +71,7 @@ class MasterDeployed:
     total_supply: int
 
 
-@dataclass(frozen=True, slots=True)
-class ArtistCoinDeployed:
+class ArtistCoinDeployed(NamedTuple):
     log: RawLog
     artist_id: UUID
     token: bytes
@@ -77,8 +79,7 @@ class ArtistCoinDeployed:
     decimals: int
 
 
-@dataclass(frozen=True, slots=True)
-class NftTransfer:
+class NftTransfer(NamedTuple):
     log: RawLog
     master_id: UUID
     sender: bytes
@@ -86,16 +87,14 @@ class NftTransfer:
     token_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class CoinTransfer:
+class CoinTransfer(NamedTuple):
     log: RawLog
     sender: bytes
     recipient: bytes
     value: int
 
 
-@dataclass(frozen=True, slots=True)
-class DividendDeposited:
+class DividendDeposited(NamedTuple):
     log: RawLog
     dividend_id: int
     payer: bytes
@@ -104,8 +103,7 @@ class DividendDeposited:
     amount_per_share: int
 
 
-@dataclass(frozen=True, slots=True)
-class DividendClaimed:
+class DividendClaimed(NamedTuple):
     log: RawLog
     dividend_id: int
     holder: bytes
@@ -123,8 +121,7 @@ Event = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Quarantined:
+class Quarantined(NamedTuple):
     """A log from a tracked contract that carries a known signature but does not decode."""
 
     log: RawLog

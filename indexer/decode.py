@@ -43,8 +43,11 @@ class Malformed(ValueError):
     """Why a log with a followed signature cannot be decoded."""
 
 
+_PADDING = bytes(12)
+
+
 def _address(word: bytes) -> bytes:
-    if len(word) != 32 or any(word[:12]):
+    if len(word) != 32 or word[:12] != _PADDING:
         raise Malformed("address word is not a left-padded 20-byte value")
     return word[12:]
 
