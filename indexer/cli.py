@@ -30,8 +30,13 @@ USAGE = 2
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"error: {logs.redact(message)}", err=True)
+    """One line on stderr (a server's multi-line message joined), then exit `code`."""
+    typer.echo(f"error: {one_line(logs.redact(message))}", err=True)
     raise typer.Exit(code)
+
+
+def one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 def settings() -> Settings:
@@ -163,7 +168,19 @@ def migrate_status() -> None:
 
 
 def main() -> None:
+    """Run the CLI; a usage error (bad option value, unknown option, missing option) is
+    one line and exit 2 like every other bad input, not a box of help."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except typer.TyperException as e:
+        if len(sys.argv) <= 1 or e.format_message().startswith("Usage:"):
+            typer.echo(e.format_message(), err=True)  # no arguments at all: the help
+        else:
+            typer.echo(f"error: {one_line(e.format_message())}", err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        typer.echo("error: interrupted", err=True)
+        sys.exit(130)
     except SystemExit as e:
         sys.exit(e.code)
+    sys.exit(code if isinstance(code, int) else 0)

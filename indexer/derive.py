@@ -52,6 +52,19 @@ class StagedRows:
             "dividend_claims": self.dividend_claims,
         }
 
+    def all_rows(self) -> list[list[Row]]:
+        """Every table's rows and the quarantined ones (all start with the raw position)."""
+        return [*self.tables().values(), self.quarantine]
+
+    def without(self, stored: frozenset[tuple[bytes, int]]) -> StagedRows:
+        """A copy without the rows whose (tx_hash, log_index) is in `stored`."""
+        if not stored:
+            return self
+        kept = StagedRows(kinds=self.kinds)
+        for name, rows in [*self.tables().items(), ("quarantine", self.quarantine)]:
+            getattr(kept, name).extend(r for r in rows if (r[4], r[5]) not in stored)
+        return kept
+
     @property
     def n_events(self) -> int:
         return sum(len(rows) for rows in self.tables().values())

@@ -21,7 +21,8 @@ from indexer.store.db import connection, database_errors
 from indexer.store.notify import notify_batch, notify_reorg
 from indexer.store.revert import RAW_TABLES, Reverted, revert_above, revert_blocks
 from indexer.store.write import (
-    displaced_blocks,
+    displaced_contracts,
+    known_rows,
     lock_chain,
     remember_blocks,
     stage,
@@ -197,11 +198,14 @@ class Store:
         stored = await self._checkpoint_locked(conn)
         if batch.mode is Mode.FOLLOW and stored != batch.based_on:
             raise Retryable("the checkpoint moved while the batch was fetched")
-        await stage(conn, batch.staged)
-        stale = await self._stale_in_range(conn, batch)
-        stale |= await displaced_blocks(conn, self.chain_id, batch.staged)
+        known = await known_rows(conn, self.chain_id, batch.staged)
+        fresh = batch.staged.without(known.stored)
+        await stage(conn, fresh)
+        stale = await self._stale_in_range(conn, batch) | known.displaced
+        if fresh.master_contracts or fresh.artist_tokens:
+            stale |= await displaced_contracts(conn, self.chain_id)
         reverted = await revert_blocks(conn, self.chain_id, sorted(stale)) if stale else None
-        new_rows = await write_rows(conn, batch.staged)
+        new_rows = await write_rows(conn, fresh)
         checkpoint = _advanced(stored, batch)
         if checkpoint is not None:
             window = {n: h for n, h in batch.headers.items() if n >= batch.window_from}

@@ -10,6 +10,7 @@ any backfills), which makes "drop what is stored, insert the rest" race-free.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -85,12 +86,6 @@ def _stage_ddl(table: str) -> str:
         f"({_RAW}, {_STAGE_TYPES[table]}{generated}) on commit delete rows"
     )
 
-
-_DROP_STORED = """
-delete from stage_{table} s
-using {table} t
-where t.chain_id = s.chain_id and t.tx_hash = s.tx_hash and t.log_index = s.log_index
-"""
 
 _INSERT_RAW = "insert into {table} ({columns}) select {columns} from stage_{table}"
 
@@ -290,14 +285,16 @@ async def stage(conn: asyncpg.Connection, staged: StagedRows) -> None:
             )
 
 
-# A transaction, and a contract address, exists once on the canonical chain: stored
-# under another block than this batch found it in, that block is from a lost branch.
-_SAME_TX_ELSEWHERE = """
-select t.block_number, t.block_hash from {table} t
-join stage_{table} s on s.chain_id = t.chain_id and s.tx_hash = t.tx_hash
-where t.block_hash <> s.block_hash
-"""
+# Every stored raw row of the batch's transactions, found through the primary keys' prefix
+# (chain_id, tx_hash): a batch holds thousands of logs but only tens of transactions.
+_STORED_BY_TX = " union all ".join(
+    f"select tx_hash, log_index, block_number, block_hash from {table} "
+    "where chain_id = $1 and tx_hash = any($2::bytea[])"
+    for table in (*STAGES, "indexer_quarantine")
+)
 
+# A contract address exists once on the canonical chain: stored under another block than
+# this batch deployed it in, that block is from a lost branch.
 _SAME_CONTRACT_ELSEWHERE = """
 with deployed(address, block_hash) as (
     select nft_address, block_hash from stage_master_contracts
@@ -313,37 +310,43 @@ join deployed d on d.address = t.token_address
 where t.chain_id = $1 and t.block_hash <> d.block_hash
 """
 
-_QUARANTINED_ELSEWHERE = """
-select block_number, block_hash from indexer_quarantine
-where chain_id = $1 and tx_hash = any($2::bytea[]) and not (block_hash = any($3::bytea[]))
-"""
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What is already stored of a batch: rows to skip, and blocks the batch proves lost."""
+
+    stored: frozenset[tuple[bytes, int]]  # (tx_hash, log_index) stored under the same block
+    displaced: frozenset[tuple[int, bytes]]  # (block_number, block_hash) from a lost branch
 
 
-async def displaced_blocks(
-    conn: asyncpg.Connection, chain_id: int, staged: StagedRows
-) -> set[tuple[int, bytes]]:
-    """Stored blocks that this batch proves orphaned: they hold a transaction or a contract
-    deployment that the batch found in another block. Call after `stage`."""
-    found: list[asyncpg.Record] = []
-    for table, rows in staged.tables().items():
-        if rows:
-            found += await conn.fetch(_SAME_TX_ELSEWHERE.format(table=table))
-    if staged.master_contracts or staged.artist_tokens:
-        found += await conn.fetch(_SAME_CONTRACT_ELSEWHERE, chain_id)
-    if staged.quarantine:
-        txs = list({row[4] for row in staged.quarantine})
-        hashes = list({row[2] for row in staged.quarantine})
-        found += await conn.fetch(_QUARANTINED_ELSEWHERE, chain_id, txs, hashes)
-    return {(int(r[0]), bytes(r[1])) for r in found}
+async def known_rows(conn: asyncpg.Connection, chain_id: int, staged: StagedRows) -> Known:
+    """Look the batch's transactions up. A transaction is in one canonical block: stored
+    under another block than this batch found it in, that stored block is orphaned."""
+    block_of = {row[4]: row[2] for rows in staged.all_rows() for row in rows}
+    if not block_of:
+        return Known(frozenset(), frozenset())
+    stored: set[tuple[bytes, int]] = set()
+    displaced: set[tuple[int, bytes]] = set()
+    for r in await conn.fetch(_STORED_BY_TX, chain_id, list(block_of)):
+        tx_hash, block_hash = bytes(r["tx_hash"]), bytes(r["block_hash"])
+        if block_of[tx_hash] == block_hash:
+            stored.add((tx_hash, r["log_index"]))
+        else:
+            displaced.add((r["block_number"], block_hash))
+    return Known(frozenset(stored), frozenset(displaced))
+
+
+async def displaced_contracts(conn: asyncpg.Connection, chain_id: int) -> set[tuple[int, bytes]]:
+    """Blocks holding a deployment at an address this batch deploys elsewhere. After `stage`."""
+    rows = await conn.fetch(_SAME_CONTRACT_ELSEWHERE, chain_id)
+    return {(int(r[0]), bytes(r[1])) for r in rows}
 
 
 async def write_rows(conn: asyncpg.Connection, staged: StagedRows) -> dict[str, int]:
-    """Insert the staged rows not stored yet and apply their derived changes; returns new
-    rows per table. Must run inside a transaction holding `lock_chain`, after `stage`."""
-    new: dict[str, int] = {}
-    for table, rows in staged.tables().items():
-        dropped = await conn.execute(_DROP_STORED.format(table=table)) if rows else "0"
-        new[table] = len(rows) - int(dropped.split()[-1])
+    """Insert the staged rows (all new: `known_rows` filtered the stored ones out) and apply
+    their derived changes; returns rows per table. Inside a transaction holding `lock_chain`,
+    after `stage`."""
+    new = {table: len(rows) for table, rows in staged.tables().items()}
     if new["master_contracts"]:
         await conn.execute(_INSERT_MASTER_CONTRACTS, ZERO_ADDRESS)
     if new["artist_tokens"]:
