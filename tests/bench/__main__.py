@@ -11,7 +11,7 @@ from types import FrameType
 
 from indexer import logs
 from tests.bench.chaincache import CACHE_DIR
-from tests.bench.run import STEPS, Options, main
+from tests.bench.run import INTERRUPTED, STEPS, Options, main
 
 DEFAULT_RUNS = {100_000: 3, 1_000_000: 1}  # any other size: 1
 _SIZE = re.compile(r"^(\d+)([km]?)$")
@@ -52,11 +52,21 @@ def parse_args(argv: list[str]) -> Options:
     parser.add_argument("--txs-per-block", type=int, default=40)
     parser.add_argument("--follow-blocks", type=int, default=40)
     parser.add_argument("--skip", default="", help=f"comma-separated steps of {STEPS}")
+    parser.add_argument(
+        "--indexer-env",
+        action="append",
+        default=[],
+        metavar="AUDIFI_X=VALUE",
+        help="a setting for the indexer processes, to compare configurations (repeatable)",
+    )
     args = parser.parse_args(argv)
     sizes = {label.strip().lower(): parse_size(label) for label in args.sizes.split(",")}
     skip = frozenset(s.strip() for s in args.skip.split(",") if s.strip())
     if skip - set(STEPS):
         parser.error(f"--skip: unknown steps {sorted(skip - set(STEPS))}")
+    extra = dict(item.partition("=")[::2] for item in args.indexer_env)
+    if any(not key.startswith("AUDIFI_") for key in extra):
+        parser.error("--indexer-env takes AUDIFI_NAME=VALUE")
     return Options(
         sizes=sizes,
         runs=parse_runs(args.runs, sizes),
@@ -66,16 +76,20 @@ def parse_args(argv: list[str]) -> Options:
         report_path=args.report,
         profile=args.profile,
         skip=skip,
+        indexer_env=extra,
     )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM unwinds like Ctrl-C, so every started process is stopped on the way out."""
+    """SIGINT and SIGTERM unwind as KeyboardInterrupt, so every started process is stopped
+    on the way out. Installed in place of Python's own, asyncio.run leaves it alone."""
+    INTERRUPTED.set()
     raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     logs.configure(level="warning")  # the migrations' info lines are not the benchmark's
     options = parse_args(sys.argv[1:])
     try:

@@ -96,11 +96,15 @@ async def _get_logs(
     return len(payload["result"])
 
 
-async def copy_rate(database_url: str, *, rows: int, chunk: int = DEFAULT_TARGET_LOGS) -> Rate:
-    """Binary COPY of `rows` synthetic transfers into an indexed nft_transfers copy."""
+async def copy_rate(
+    database_url: str, *, rows: int, chunk: int = DEFAULT_TARGET_LOGS, indexed: bool = True
+) -> Rate:
+    """Binary COPY of `rows` synthetic transfers into a copy of nft_transfers: with all its
+    indexes and constraints, or (`indexed=False`, for comparison) with neither."""
+    like = "including all" if indexed else "including defaults"
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute(f"create table {COPY_TABLE} (like nft_transfers including all)")
+        await conn.execute(f"create table {COPY_TABLE} (like nft_transfers {like})")
         rng = random.Random(rows)
         spent = 0.0
         for start in range(0, rows, chunk):
@@ -113,7 +117,8 @@ async def copy_rate(database_url: str, *, rows: int, chunk: int = DEFAULT_TARGET
         await conn.execute(f"drop table {COPY_TABLE}")
     finally:
         await conn.close()
-    note = f"{-(-rows // chunk)} COPY of <= {chunk} rows each, PK + 4 indexes"
+    shape = "PK + 4 indexes" if indexed else "no index"
+    note = f"{-(-rows // chunk)} COPY of <= {chunk} rows each, {shape}"
     return Rate(int(stored), spent, note)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -39,10 +40,17 @@ class BackfillResult:
     wall_s: float
     peak_rss_mb: float
     reported_s: float | None  # the indexer's own backfill_done elapsed_s, if it logged one
+    rss_series: list[tuple[float, float]]  # (s since start, RSS MB), about once a second
 
     @property
     def per_s(self) -> float:
         return self.events / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def steady_rss_mb(self) -> float | None:
+        """Median RSS over the second half of the run: flat memory shows as steady ~ peak."""
+        half = [mb for t, mb in self.rss_series if t >= self.wall_s / 2]
+        return round(statistics.median(half), 1) if half else None
 
 
 def indexer_env(
@@ -104,6 +112,7 @@ def run_backfill(
         wall_s=child.wall_s,
         peak_rss_mb=(child.peak_rss_kb or 0) / 1024,
         reported_s=_reported_elapsed(log_path),
+        rss_series=child.rss_series,
     )
 
 

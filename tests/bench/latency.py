@@ -15,7 +15,7 @@ import asyncio
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,12 +67,18 @@ def percentile(values: Sequence[float], p: int) -> float:
 
 
 def measure_follow(
-    database_url: str, node: Anvil, chain: CachedChain, *, blocks: int, seed: int, log_path: Path
+    database_url: str,
+    node: Anvil,
+    chain: CachedChain,
+    *,
+    blocks: int,
+    seed: int,
+    log_path: Path,
+    extra_env: Mapping[str, str],
 ) -> FollowResult:
     """Runs the daemon while `blocks` blocks arrive; stops it by PID, also on error."""
-    env = indexer_env(
-        database_url, node.url, chain, AUDIFI_START_BLOCK=str(block_number(node.rpc) + 1)
-    )
+    start = str(block_number(node.rpc) + 1)
+    env = indexer_env(database_url, node.url, chain, **{**extra_env, "AUDIFI_START_BLOCK": start})
     config = WorkloadConfig(seed=seed, mix=LIVE_MIX, max_events_per_tx=3, txs_per_block=8)
     factory = Deployment(chain.factory_bytes, chain.factory_block)
     with RpcClient(node.url) as rpc, Child([*INDEXER, "run"], env=env, log_path=log_path) as daemon:

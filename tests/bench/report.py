@@ -20,10 +20,12 @@ Run = dict[str, Any]
 MEDIANS = {
     ("getlogs", "per_s"): "getlogs_per_s",
     ("copy", "per_s"): "copy_per_s",
+    ("copy_unindexed", "per_s"): "copy_unindexed_per_s",
     ("backfill", "per_s"): "backfill_per_s",
     ("backfill", "wall_s"): "backfill_wall_s",
     ("backfill", "reported_per_s"): "backfill_reported_per_s",
     ("backfill", "peak_rss_mb"): "backfill_peak_rss_mb",
+    ("backfill", "steady_rss_mb"): "backfill_steady_rss_mb",
     ("oracle", "mismatches"): "oracle_mismatches",
     ("follow", "p50_ms"): "follow_p50_ms",
     ("follow", "p95_ms"): "follow_p95_ms",
@@ -83,10 +85,14 @@ def _rate_row(
         return [what, "—", "—", "—", f"FAILED: {first.get('error', '?')[-200:]}"]
     rate = m[f"{name}_per_s"]
     if name != "backfill":
-        return [what, _num(rate), _ratio(rate, lower), "", f"ceiling; {first['note']}"]
+        note = f"ceiling; {first['note']}"
+        if name == "copy" and "copy_unindexed_per_s" in m:
+            note += f" (no index: {_num(m['copy_unindexed_per_s'])}/s)"
+        return [what, _num(rate), _ratio(rate, lower), "", note]
     note = (
         f"{first['events']:,} events in {_num(m['backfill_wall_s'], '{:.1f}')} s wall "
         f"({_num(m.get('backfill_reported_per_s'))}/s by its own clock, start-up excluded); "
+        f"RSS in the second half {_num(m.get('backfill_steady_rss_mb'), '{:.0f} MB')}; "
         f"oracle mismatches {_num(m.get('oracle_mismatches'), '{:.0f}')}"
     )
     rss = _num(m["backfill_peak_rss_mb"], "{:.0f} MB")

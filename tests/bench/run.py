@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +31,9 @@ from tests.bench.report import Run
 BENCH_DATABASE_URL_ENV = "AUDIFI_BENCH_DATABASE_URL"
 STEPS = ("ceilings", "backfill", "follow")
 LOG_DIR = CACHE_DIR / "logs"
+# Set by the signal handler: a step that fails after Ctrl-C (say, because the terminal's
+# SIGINT also ended anvil) is an interrupt, not a result.
+INTERRUPTED = threading.Event()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,7 @@ class Options:
     report_path: Path
     profile: bool
     skip: frozenset[str]
+    indexer_env: dict[str, str]  # extra AUDIFI_* settings for the indexer processes
 
 
 def say(message: str) -> None:
@@ -55,6 +61,8 @@ def step(run: Run, name: str) -> Iterator[None]:
     try:
         yield
     except Exception as e:
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt from e
         run[name] = {"error": f"{type(e).__name__}: {e}"[-3000:]}
         say(f"  {name} FAILED: {run[name]['error'][-800:]}")
     finally:
@@ -95,6 +103,8 @@ def main(options: Options) -> dict[str, Any]:
     result["machine"]["load_after"] = os.getloadavg()
     report.write(options.report_path, result)
     print()
+    if options.indexer_env:
+        print(f"indexer settings: {options.indexer_env}")
     print(report.render_table(result["sizes"]))
     print(f"\nreport: {options.report_path}")
     return result
@@ -106,7 +116,21 @@ def _machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "load_before": os.getloadavg(),
+        "git": _git(),
     }
+
+
+def _git() -> dict[str, Any]:
+    """The commit measured, and the files that differed from it (the tree is shared)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=CACHE_DIR.parent, capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip()
+
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "indexer", "sql")
+    return {"commit": git("rev-parse", "HEAD"), "changed": changed.splitlines()}
 
 
 def bench_size(
@@ -125,7 +149,7 @@ def bench_size(
         entry["runs"].append(one_run(options, databases, template, chain, tag=f"{label}-{i + 1}"))
     entry["median"] = report.medians(entry["runs"])
     if options.profile:
-        entry["profile"] = profile_run(databases, template, chain, tag=f"{label}-profile")
+        entry["profile"] = profile_run(options, databases, template, chain, tag=f"{label}-profile")
     return entry
 
 
@@ -143,7 +167,7 @@ def one_run(
             return run
         name = databases.create(template=template)
         try:
-            _backfill(run, databases.url(name), node.url, chain, tag=tag)
+            _backfill(options, run, databases.url(name), node.url, chain, tag=tag)
             if ok(run, "backfill") and "follow" not in options.skip:
                 _follow(options, run, databases.url(name), node, chain, tag=tag)
         finally:
@@ -158,21 +182,31 @@ def _ceilings(
         run["getlogs"] = _rate(_fetch_ceiling(url, chain))
         say(f"  eth_getLogs + parse: {run['getlogs']['per_s']:,.0f} events/s")
     with step(run, "copy"):
-        run["copy"] = _rate(_copy_ceiling(databases, template, chain.events))
+        run["copy"] = _rate(_copy_ceiling(databases, template, chain.events, indexed=True))
         say(f"  COPY: {run['copy']['per_s']:,.0f} rows/s")
+    with step(run, "copy_unindexed"):
+        unindexed = _copy_ceiling(databases, template, chain.events, indexed=False)
+        run["copy_unindexed"] = _rate(unindexed)
+        say(f"  COPY without indexes (for comparison): {unindexed.per_s:,.0f} rows/s")
 
 
-def _backfill(run: Run, url: str, rpc_url: str, chain: CachedChain, *, tag: str) -> None:
+def _backfill(
+    options: Options, run: Run, url: str, rpc_url: str, chain: CachedChain, *, tag: str
+) -> None:
     with step(run, "backfill"):
         log_path = LOG_DIR / f"{tag}-backfill.log"
-        env = endtoend.indexer_env(url, rpc_url, chain)
+        env = endtoend.indexer_env(url, rpc_url, chain, **options.indexer_env)
         done = endtoend.run_backfill(env, chain, url, log_path)
-        run["backfill"] = {**asdict(done), "per_s": round(done.per_s)}
+        run["backfill"] = {
+            **asdict(done),
+            "per_s": round(done.per_s),
+            "steady_rss_mb": done.steady_rss_mb,
+        }
         if done.reported_s:
             run["backfill"]["reported_per_s"] = round(done.events / done.reported_s)
         say(
             f"  backfill: {done.events:,} events in {done.wall_s:.1f} s = {done.per_s:,.0f}/s, "
-            f"peak RSS {done.peak_rss_mb:.0f} MB"
+            f"peak RSS {done.peak_rss_mb:.0f} MB (second half: {done.steady_rss_mb} MB)"
         )
     if not ok(run, "backfill"):
         return
@@ -193,6 +227,7 @@ def _follow(
             blocks=options.follow_blocks,
             seed=options.seed + 1,
             log_path=LOG_DIR / f"{tag}-follow.log",
+            extra_env=options.indexer_env,
         )
         after = endtoend.oracle_mismatches(url, node.url, chain)
         run["follow"] = {
@@ -221,10 +256,12 @@ def _fetch_ceiling(url: str, chain: CachedChain) -> ceilings.Rate:
     )
 
 
-def _copy_ceiling(databases: pg.Databases, template: str, rows: int) -> ceilings.Rate:
+def _copy_ceiling(
+    databases: pg.Databases, template: str, rows: int, *, indexed: bool
+) -> ceilings.Rate:
     name = databases.create(template=template)
     try:
-        return asyncio.run(ceilings.copy_rate(databases.url(name), rows=rows))
+        return asyncio.run(ceilings.copy_rate(databases.url(name), rows=rows, indexed=indexed))
     finally:
         databases.drop(name)
 
@@ -239,27 +276,30 @@ def _rate(rate: ceilings.Rate) -> dict[str, Any]:
 
 
 def profile_run(
-    databases: pg.Databases, template: str, chain: CachedChain, *, tag: str
+    options: Options, databases: pg.Databases, template: str, chain: CachedChain, *, tag: str
 ) -> dict[str, Any]:
-    """One more backfill, under py-spy; writes .bench/<tag>.txt and .raw."""
+    """One more backfill, under py-spy and the pg_stat_activity sampler; writes
+    .bench/<tag>.txt (both summaries) and .bench/<tag>.raw (py-spy's stacks)."""
     raw_path, text_path = CACHE_DIR / f"{tag}.raw", CACHE_DIR / f"{tag}.txt"
     log_path = LOG_DIR / f"{tag}-backfill.log"
+    spy_log = LOG_DIR / f"{tag}-py-spy.log"
     name = databases.create(template=template)
     try:
-        with chaincache.start(chain) as node:
-            env = endtoend.indexer_env(databases.url(name), node.url, chain)
-            spy_log = LOG_DIR / f"{tag}-py-spy.log"
+        url = databases.url(name)
+        with chaincache.start(chain) as node, profiling.DbSampler(url) as sampler:
+            env = endtoend.indexer_env(url, node.url, chain, **options.indexer_env)
             done = endtoend.run_backfill(
                 env,
                 chain,
-                databases.url(name),
+                url,
                 log_path,
                 attach=lambda child: profiling.attach(child, raw_path, spy_log),
             )
     finally:
         databases.drop(name)
     profile = profiling.summarise(raw_path, seconds=done.wall_s)
-    text_path.write_text(profiling.render(profile))
+    db = sampler.result()
+    text_path.write_text(profiling.render(profile) + "\n" + profiling.render_db(db))
     say(f"profile ({done.per_s:,.0f} events/s under py-spy): {text_path}")
     print(text_path.read_text(), flush=True)
     return {
@@ -271,4 +311,6 @@ def profile_run(
         "samples": profile.samples,
         "self_top": profile.self_top,
         "total_top": profile.total_top,
+        "lines_top": profile.lines_top,
+        "db": asdict(db),
     }
