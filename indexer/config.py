@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=0.2, gt=0)
     reorg_window: int = Field(default=128, ge=1)
 
-    getlogs_initial_range: int = Field(default=10, ge=1)
+    getlogs_initial_range: int = Field(default=1, ge=1)
     getlogs_max_range: int = Field(default=100_000, ge=1)
     batch_max_logs: int = Field(default=20_000, ge=1)
     fetch_concurrency: int = Field(default=3, ge=1)
