@@ -55,7 +55,9 @@ def _address(word: bytes) -> bytes:
 def _words(data: bytes, count: int) -> list[bytes]:
     if len(data) < 32 * count:
         raise Malformed(f"data is {len(data)} bytes, expected at least {32 * count}")
-    return [data[i * 32 : (i + 1) * 32] for i in range(count)]
+    if count == 1:
+        return [data[:32]]
+    return [data[i : i + 32] for i in range(0, 32 * count, 32)]
 
 
 def _uint(word: bytes) -> int:

@@ -35,6 +35,9 @@ async def create_pool(
         "idle_in_transaction_session_timeout": str(max(statement_timeout_ms, 60_000) * 2),
         "lock_timeout": str(statement_timeout_ms),
         "jit": "off",
+        # Plan each execution with the current statistics: tables grow from empty during a
+        # backfill, and a plan cached while they were small (a seq scan) stays slow.
+        "plan_cache_mode": "force_custom_plan",
     }
     try:
         pool = await asyncpg.create_pool(
