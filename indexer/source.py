@@ -10,6 +10,7 @@ that fails a check raises a Retryable error and is never handed on.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from indexer.errors import InconsistentResponse, NotReady, RangeTooLarge, RpcErr
 from indexer.rpc import Call, RpcClient
 
 ADDRESSES_PER_REQUEST = 500
+_POSITION = operator.itemgetter(0, 3)  # RawLog (block_number, log_index)
 
 
 def _hex(value: int) -> str:
@@ -132,10 +134,9 @@ class ChainSource:
         chunks = [chunk or [] for chunk in results[: len(log_calls)]]
         raws = results[len(log_calls) :]
         headers = _require_headers(numbers, raws)
-        logs = sorted(
-            (parse_log(r) for chunk in chunks for r in chunk),
-            key=lambda g: (g.block_number, g.log_index),
-        )
+        logs = [parse_log(r) for chunk in chunks for r in chunk]
+        if len(chunks) > 1:  # each answer is in chain order; several must be merged
+            logs.sort(key=_POSITION)
         missing = {g.block_number for g in logs} - headers.keys()
         if missing:
             more = await self.headers(missing)
