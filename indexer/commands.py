@@ -13,8 +13,8 @@ import typer
 from indexer import migrate, statusreport
 from indexer.backfill import Progress, backfill
 from indexer.config import Settings
-from indexer.errors import Fatal
-from indexer.service import ensure_checkpoint, open_pipeline, open_pool
+from indexer.errors import ConfigError, Fatal
+from indexer.service import open_pipeline, open_pool
 from indexer.step import Pipeline
 from indexer.store.db import connection
 from indexer.store.state import Checkpoint
@@ -57,8 +57,8 @@ def _progress_printer() -> Any:
 async def run_backfill(settings: Settings, from_block: int, to_block: int) -> None:
     async with open_pipeline(settings) as p:
         head = await p.source.head()
-        if to_block > head:
-            raise Fatal(f"--to-block {to_block} is beyond the node's head {head}")
+        if to_block > head:  # bad input, like the other argument errors: exit 2
+            raise ConfigError(f"--to-block {to_block} is beyond the node's head {head}")
         done = await backfill(
             p,
             from_block,
@@ -84,12 +84,13 @@ async def run_rewind(settings: Settings, to_block: int) -> None:
 
     Refuses a block that would keep rows from the lost branch, and names one that is safe."""
     async with open_pipeline(settings) as p:
-        checkpoint = await ensure_checkpoint(p)
-        if to_block >= checkpoint.number:
-            raise Fatal(f"nothing to rewind: the checkpoint is at block {checkpoint.number}")
+        checkpoint = await p.store.checkpoint()  # bad input writes nothing, not even this
+        if checkpoint is None or to_block >= checkpoint.number:
+            at = "none yet" if checkpoint is None else f"at block {checkpoint.number}"
+            raise ConfigError(f"nothing to rewind: the checkpoint is {at}")
         header = (await p.source.headers([to_block]))[to_block]
         if header is None:
-            raise Fatal(f"the node has no block {to_block}")
+            raise ConfigError(f"--to-block {to_block} is beyond the node's head")
         await _require_canonical_below(p, to_block)
         reverted = await p.store.rewind(Checkpoint(to_block, header.hash), old_head=None)
     log.info("rewound", to_block=to_block, events_reverted=reverted.raw_rows)

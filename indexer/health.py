@@ -35,8 +35,8 @@ _MEASURED = (
 class Health:
     """What the follower last saw; lag metrics are set from the stored checkpoint."""
 
-    def __init__(self, store: Store, *, max_lag_blocks: int) -> None:
-        self.store = store
+    def __init__(self, store: Store | None, *, max_lag_blocks: int) -> None:
+        self.store = store  # None while the daemon waits for its database and node
         self.max_lag_blocks = max_lag_blocks
         self.last_turn = time.monotonic()
         self.last_ok = 0.0
@@ -56,6 +56,8 @@ class Health:
     async def stepped(self, result: StepResult) -> None:
         """Record a successful step and set the lag metrics; never raises for a database
         that went away in between (the next step will report it)."""
+        if self.store is None:
+            return
         try:
             checkpoint = await self.store.checkpoint()
             stamp = await self.store.block_timestamp(checkpoint.number) if checkpoint else None
@@ -97,6 +99,8 @@ class Health:
     async def ready(self) -> tuple[bool, str]:
         if self.halted is not None:
             return False, f"halted: {self.halted}"
+        if self.store is None:
+            return False, "waiting for the database and the node"
         if self.lag_blocks is None:
             return False, "not caught up yet"
         try:

@@ -41,6 +41,7 @@ _BACKOFF_CAP = 10.0
 _ENDPOINT_COOLDOWN = (1.0, 15.0)
 _RETRY_AFTER_CAP = 60.0
 _LAGGING_TRIES = 3  # asks for a block a replica behind the URL lacked
+_DOWN_AFTER = 3  # consecutive failures before a URL is reported down (one is a hiccup)
 
 
 class EndpointBehind(RpcUnavailable):
@@ -105,11 +106,11 @@ class _Endpoints:
         if retry_after is not None:
             rest = max(rest, min(retry_after, _RETRY_AFTER_CAP))
         endpoint.cooldown_until = time.monotonic() + rest
-        if len(self.items) > 1 and endpoint.failures == 1:
+        if len(self.items) > 1 and endpoint.failures == _DOWN_AFTER:
             log.warning("rpc_endpoint_down", endpoint=endpoint.index, rest_s=rest)
 
     def succeeded(self, endpoint: _Endpoint) -> None:
-        if endpoint.failures and len(self.items) > 1:
+        if endpoint.failures >= _DOWN_AFTER and len(self.items) > 1:
             log.info("rpc_endpoint_up", endpoint=endpoint.index, after_failures=endpoint.failures)
         endpoint.failures = 0
         endpoint.cooldown_until = 0.0

@@ -13,7 +13,7 @@ import structlog
 from indexer import __version__, metrics
 from indexer.chain import ContractKind, TrackedContract
 from indexer.config import Settings, redact_url
-from indexer.errors import DatabaseUnavailable, Fatal, Retryable, RpcError, SchemaBehind
+from indexer.errors import Fatal, Retryable, RpcError, SchemaBehind
 from indexer.follow import follow
 from indexer.health import Health, serve
 from indexer.migrate import MigrationError, pending_versions
@@ -129,17 +129,36 @@ def _install_signals(stop: asyncio.Event) -> None:
 
 
 async def run_daemon(settings: Settings) -> None:
-    """The long-running follower: waits for its dependencies, then follows until signalled."""
+    """The long-running follower: serves health and metrics at once, waits for its
+    dependencies (unready meanwhile), then follows until signalled."""
     stop = asyncio.Event()
     _install_signals(stop)
     metrics.BUILD_INFO.info({"version": __version__})
+    # Staying AUDIFI_CONFIRMATIONS behind on purpose is not lag.
+    health = Health(None, max_lag_blocks=settings.ready_max_lag_blocks + settings.confirmations)
+    try:
+        runner = await serve(health, host=settings.metrics_host, port=settings.metrics_port)
+    except OSError as e:
+        raise Fatal(
+            f"metrics server cannot listen on {settings.metrics_host}:{settings.metrics_port}: {e}"
+        ) from e
+    try:
+        await _connect_and_follow(settings, stop, health)
+    finally:
+        await runner.cleanup()
+        log.info("stopped")
+
+
+async def _connect_and_follow(settings: Settings, stop: asyncio.Event, health: Health) -> None:
     backoff = Backoff()
     while not stop.is_set():
         try:
             async with open_pipeline(settings) as p:
-                await _serve_and_follow(p, settings, stop)
+                health.store = p.store
+                await _serve_and_follow(p, settings, stop, health)
                 return
-        except (Retryable, DatabaseUnavailable) as e:
+        except Retryable as e:
+            health.failed()
             log.warning(
                 "waiting_for_dependencies",
                 error=str(e),
@@ -149,11 +168,10 @@ async def run_daemon(settings: Settings) -> None:
             await wait_or_stop(stop, backoff.next())
 
 
-async def _serve_and_follow(p: Pipeline, settings: Settings, stop: asyncio.Event) -> None:
+async def _serve_and_follow(
+    p: Pipeline, settings: Settings, stop: asyncio.Event, health: Health
+) -> None:
     checkpoint = await ensure_checkpoint(p)
-    # Staying AUDIFI_CONFIRMATIONS behind on purpose is not lag.
-    health = Health(p.store, max_lag_blocks=settings.ready_max_lag_blocks + settings.confirmations)
-    runner = await serve(health, host=settings.metrics_host, port=settings.metrics_port)
     refresher = None
     if settings.view_refresh_interval > 0:
         refresher = asyncio.create_task(
@@ -171,8 +189,6 @@ async def _serve_and_follow(p: Pipeline, settings: Settings, stop: asyncio.Event
     finally:
         if refresher is not None:
             refresher.cancel()
-        await runner.cleanup()
-        log.info("stopped")
 
 
 async def _follow_or_linger(

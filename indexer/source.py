@@ -10,6 +10,7 @@ that fails a check raises a Retryable error and is never handed on.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -109,7 +110,9 @@ class ChainSource:
         return found
 
     async def has_code(self, address: bytes, block: int) -> bool:
-        code = await self.rpc.call("eth_getCode", ["0x" + address.hex(), _hex(block)])
+        code = await self.rpc.call(
+            "eth_getCode", ["0x" + address.hex(), _hex(block)], min_block=block
+        )
         return isinstance(code, str) and len(code) > 2
 
     async def fetch(
@@ -208,12 +211,15 @@ def _in_bloom(bloom: bytes, item: bytes) -> bool:
     """Whether `item` may be in the 2048-bit bloom (never False when it is: no false negatives)."""
     if len(bloom) != 256:
         return True
+    return all(bloom[byte] & mask for byte, mask in _bloom_bits(item))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _bloom_bits(item: bytes) -> tuple[tuple[int, int], ...]:
+    """The three (byte, mask) positions `item` sets in a logsBloom (yellow paper, 4.3.1)."""
     digest = keccak(item)
-    for i in (0, 2, 4):
-        bit = int.from_bytes(digest[i : i + 2], "big") & 2047
-        if not bloom[255 - bit // 8] & (1 << (bit % 8)):
-            return False
-    return True
+    bits = (int.from_bytes(digest[i : i + 2], "big") & 2047 for i in (0, 2, 4))
+    return tuple((255 - bit // 8, 1 << (bit % 8)) for bit in bits)
 
 
 def _require_headers(numbers: Iterable[int], raws: Sequence[Any]) -> dict[int, BlockRef]:
