@@ -15,6 +15,7 @@ _TRANSIENT = (
     TimeoutError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # a connection left mid-protocol by a kill
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
@@ -53,6 +54,8 @@ async def create_pool(
         raise Fatal("connecting to PostgreSQL: authentication failed") from e
     except asyncpg.exceptions.InvalidCatalogNameError as e:
         raise Fatal("connecting to PostgreSQL: the database does not exist") from e
+    except asyncpg.PostgresError as e:  # e.g. rejected by pg_hba.conf
+        raise Fatal(f"connecting to PostgreSQL: {type(e).__name__}: {e}") from e
     assert pool is not None
     return pool
 
@@ -74,4 +77,8 @@ async def database_errors(doing: str) -> AsyncIterator[None]:
 async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection, typed as the plain connection the query functions take."""
     async with pool.acquire() as conn:
-        yield cast(asyncpg.Connection, conn)
+        try:
+            yield cast(asyncpg.Connection, conn)
+        except _TRANSIENT:
+            conn.terminate()  # never hand a connection a kill left broken back to the pool
+            raise
