@@ -1,0 +1,418 @@
+"""What the fault tests share: a chain with activity and reorgs, proxies on a thread of
+their own (for tests that drive the daemon as a subprocess), a tampering node for the
+inconsistencies the proxy cannot stage, and the checks that nothing was lost or doubled.
+
+Every process and server started here is stopped here, by PID or by its handle."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import asyncpg
+import orjson
+from aiohttp import web
+
+from indexer.backfill import backfill
+from indexer.config import Settings, load_settings
+from indexer.devchain.anvil import reorg, start_anvil
+from indexer.devchain.rpc import RpcClient
+from indexer.devchain.workload import Workload, WorkloadConfig
+from indexer.service import open_pipeline
+from indexer.store.revert import RAW_TABLES
+from tests.chainfixtures import Chain
+from tests.chainstate import snapshot
+from tests.support import RpcProxy
+
+T = TypeVar("T")
+
+# Raw tables keyed by (chain_id, tx_hash, log_index); a second row for one log under
+# another key would be a duplicate the primary key cannot see.
+RAW_EVENT_TABLES = tuple(t for t in RAW_TABLES if t != "indexer_quarantine")
+
+
+@dataclass
+class LiveChain:
+    """anvil (mining on request) with AudiFi contracts and a workload that can add more."""
+
+    chain: Chain
+    workload: Workload
+    rpc: RpcClient
+
+    def head(self) -> int:
+        """The head, over a connection of its own (callable from any thread)."""
+        with RpcClient(self.chain.url) as rpc:
+            return int(rpc.call("eth_blockNumber"), 16)
+
+    def block_hash(self, number: int) -> bytes:
+        with RpcClient(self.chain.url) as rpc:
+            return bytes.fromhex(rpc.call("eth_getBlockByNumber", [hex(number), False])["hash"][2:])
+
+    def reorg_keeping_transactions(self, depth: int) -> int:
+        """Replace the last `depth` (at least 2) blocks; their transactions, in order, all
+        go into the first new block. Events move to other blocks (new hashes, positions),
+        nothing is lost, and the workload's model stays true. (With one block, the same
+        transactions could make the very same block again.) Returns how many txs moved."""
+        assert depth >= 2, "a one-block reorg keeping its transactions may change nothing"
+        head = int(self.rpc.call("eth_blockNumber"), 16)
+        old_tip = self.rpc.call("eth_getBlockByNumber", [hex(head), False])["hash"]
+        raw = [
+            self.rpc.call("eth_getRawTransactionByHash", [tx])
+            for number in range(head - depth + 1, head + 1)
+            for tx in self.rpc.call("eth_getBlockByNumber", [hex(number), False])["transactions"]
+        ]
+        reorg(self.rpc, depth, [(tx, 0) for tx in raw])
+        assert int(self.rpc.call("eth_blockNumber"), 16) == head, "anvil_reorg keeps the height"
+        assert self.rpc.call("eth_getBlockByNumber", [hex(head), False])["hash"] != old_tip
+        return len(raw)
+
+
+def small_config(seed: int) -> WorkloadConfig:
+    """Few contracts, small blocks: many blocks for few events, so ranges matter."""
+    return WorkloadConfig(seed=seed, masters=3, artists=3, txs_per_block=2, max_events_per_tx=20)
+
+
+@contextmanager
+def live_chain(seed: int, events: int) -> Iterator[LiveChain]:
+    anvil = start_anvil(no_mining=True)
+    rpc = RpcClient(anvil.url)
+    try:
+        workload = Workload(rpc, small_config(seed))
+        summary = workload.run(events)
+        yield LiveChain(Chain(anvil, summary.factory, summary.factory_block), workload, rpc)
+    finally:
+        rpc.close()
+        anvil.stop()
+
+
+class Activity:
+    """On a thread: a workload round every `every` seconds and, every `reorg_every`
+    rounds, a reorg of 2 or 3 blocks that keeps their transactions. Stops when the
+    `with` block ends; an error on the thread is raised there."""
+
+    def __init__(
+        self,
+        live: LiveChain,
+        *,
+        every: float,
+        events: int,
+        reorg_every: int = 0,
+        seed: int = 0,
+        before_reorg: Callable[[int], None] | None = None,
+    ) -> None:
+        self.live = live
+        self.before_reorg = before_reorg  # called with the head, e.g. to wait until indexed
+        self.every = every
+        self.events = events
+        self.reorg_every = reorg_every
+        self.rounds = 0
+        self.reorgs: list[int] = []
+        self._rng = random.Random(seed)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="activity", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                self.live.workload.round(self.events)
+                self.rounds += 1
+                if self.reorg_every and self.rounds % self.reorg_every == 0:
+                    if self.before_reorg is not None:
+                        self.before_reorg(self.live.head())
+                    depth = self._rng.randint(2, 3)
+                    self.live.reorg_keeping_transactions(depth)
+                    self.reorgs.append(depth)
+        except BaseException as e:  # raised in the test's thread by __exit__
+            self._error = e
+
+    def __enter__(self) -> Activity:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "the activity thread did not stop"
+        if self._error is not None:
+            raise self._error
+
+
+class LoopThread:
+    """An event loop on its own thread, for servers a synchronous test needs running
+    while it waits on a subprocess."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="proxies", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run a plain function on the loop's thread (the proxies are not thread-safe)."""
+
+        async def invoke() -> T:
+            return fn()
+
+        return self.run(invoke())
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+
+@contextmanager
+def proxies_on_a_thread(
+    upstream: str, n: int = 1, **kwargs: Any
+) -> Iterator[tuple[LoopThread, list[RpcProxy]]]:
+    """`n` RpcProxy in front of `upstream`, serving from a thread of their own."""
+    thread = LoopThread()
+    started: list[RpcProxy] = []
+    seed = kwargs.pop("seed", 0)
+    try:
+        for i in range(n):
+            proxy = RpcProxy(upstream, seed=seed + i, **kwargs)
+            thread.run(proxy.start())
+            started.append(proxy)
+        yield thread, started
+    finally:
+        for proxy in started:
+            thread.run(proxy.stop())
+        thread.close()
+
+
+class CountingProxy(RpcProxy):
+    """An RpcProxy that also counts, per JSON-RPC method, the calls that reached the node."""
+
+    def __init__(self, upstream: str, **kwargs: Any) -> None:
+        super().__init__(upstream, **kwargs)
+        self.methods: Counter[str] = Counter()
+
+    async def _exchange(self, items: list[dict[str, Any]], lag: int, plan: Any) -> Any:
+        self.methods.update(str(item.get("method")) for item in items)
+        return await super()._exchange(items, lag, plan)
+
+
+# --- a node that lies in ways the proxy does not stage ----------------------------------
+
+
+@dataclass
+class Tamper:
+    """A JSON-RPC node in front of `upstream` that damages the next eth_getLogs answers
+    that hold at least one log, as scripted: `wrong_hash` (a log names another block
+    hash), `duplicate` (one log twice), `removed` (a log marked removed), `outside`
+    (a log moved past the asked range)."""
+
+    upstream: str
+    scripts: list[tuple[str, int]] = field(default_factory=list)
+    fired: Counter[str] = field(default_factory=Counter)
+    _runner: web.AppRunner | None = None
+    _session: aiohttp.ClientSession | None = None
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def script(self, kind: str, times: int = 1) -> None:
+        assert kind in _DAMAGE, kind
+        self.scripts.append((kind, times))
+
+    async def __aenter__(self) -> Tamper:
+        self._session = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None and self._session is not None
+        await self._runner.cleanup()
+        await self._session.close()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        assert self._session is not None
+        body = await request.read()
+        async with self._session.post(
+            self.upstream, data=body, headers={"Content-Type": "application/json"}
+        ) as answer:
+            payload = orjson.loads(await answer.read())
+        calls = orjson.loads(body)
+        if isinstance(calls, list) and isinstance(payload, list):
+            by_id = {item["id"]: item for item in payload}
+            for call in calls:
+                if call.get("method") == "eth_getLogs" and self._damage(call, by_id[call["id"]]):
+                    break
+        return web.Response(body=orjson.dumps(payload), content_type="application/json")
+
+    def _damage(self, call: dict[str, Any], answer: dict[str, Any]) -> bool:
+        logs = answer.get("result")
+        if not self.scripts or not isinstance(logs, list) or not logs:
+            return False
+        if "blockHash" in call["params"][0]:
+            return False
+        kind, times = self.scripts[0]
+        self.scripts[0] = (kind, times - 1)
+        if times == 1:
+            self.scripts.pop(0)
+        answer["result"] = _DAMAGE[kind](call["params"][0], [dict(g) for g in logs])
+        self.fired[kind] += 1
+        return True
+
+
+def _wrong_hash(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    first = logs[0]["blockHash"]
+    logs[0]["blockHash"] = first[:-2] + ("00" if first[-2:] != "00" else "01")
+    return logs
+
+
+def _duplicate(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [logs[0], *logs]
+
+
+def _removed(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    logs[-1]["removed"] = True
+    return logs
+
+
+def _outside(log_filter: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    logs[-1]["blockNumber"] = hex(int(log_filter["toBlock"], 16) + 1)
+    return logs
+
+
+_DAMAGE: dict[str, Callable[[dict[str, Any], list[dict[str, Any]]], list[dict[str, Any]]]] = {
+    "wrong_hash": _wrong_hash,
+    "duplicate": _duplicate,
+    "removed": _removed,
+    "outside": _outside,
+}
+
+
+# --- checks -------------------------------------------------------------------------------
+
+
+def settings(
+    database_url: str, chain: Chain, rpc_urls: Sequence[str] = (), **extra: Any
+) -> Settings:
+    """Settings for an in-process pipeline on `chain`, through `rpc_urls` when given."""
+    return load_settings(
+        database_url=database_url,
+        rpc_url=chain.url,
+        rpc_urls=list(rpc_urls),
+        factory_address="0x" + chain.factory.hex(),
+        start_block=chain.factory_block,
+        **extra,
+    )
+
+
+async def backfill_to(database_url: str, chain: Chain, head: int, **extra: Any) -> None:
+    """Index [factory block, head] straight from anvil (a clean reference)."""
+    async with open_pipeline(settings(database_url, chain, **extra)) as p:
+        await backfill(p, chain.factory_block, head, head=head, concurrency=2)
+
+
+async def reference(url: str, chain: Chain, head: int) -> dict[str, list[tuple[Any, ...]]]:
+    """What a clean backfill to `head` stores: every indexed table, sorted."""
+    await backfill_to(url, chain, head)
+    return await snapshot(url)
+
+
+async def duplicates(url: str) -> dict[str, int]:
+    """Raw tables holding one log (block, log index) more than once; {} when none does."""
+    conn = await asyncpg.connect(url)
+    try:
+        found = {}
+        for table in RAW_EVENT_TABLES:
+            n = await conn.fetchval(
+                f"select count(*) - count(distinct (chain_id, block_number, log_index)) "
+                f"from {table}"
+            )
+            if n:
+                found[table] = n
+        return found
+    finally:
+        await conn.close()
+
+
+async def checkpoint(url: str) -> tuple[int, bytes] | None:
+    """The stored checkpoint (block, hash), None before the first."""
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow("select block_number, block_hash from indexer_checkpoints")
+    finally:
+        await conn.close()
+    return None if row is None else (row[0], bytes(row[1]))
+
+
+_WRITTEN = "select (select max(block_number) from indexer_checkpoints), " + " + ".join(
+    f"(select count(*) from {table})" for table in RAW_TABLES
+)
+
+
+async def written(db: str | asyncpg.Pool) -> tuple[int | None, int]:
+    """(checkpoint block, raw rows): what a step that must write nothing must leave alone."""
+    if isinstance(db, asyncpg.Pool):
+        row = await db.fetchrow(_WRITTEN)
+    else:
+        conn = await asyncpg.connect(db)
+        try:
+            row = await conn.fetchrow(_WRITTEN)
+        finally:
+            await conn.close()
+    assert row is not None
+    return row[0], int(row[1])
+
+
+def login_url(database_url: str, login: str, password: str) -> str:
+    parts = urlsplit(database_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"{login}:{password}@{host}").geturl()
+
+
+async def new_login(admin: str, role: str) -> tuple[str, str]:
+    """A fresh login that is a member of `role`: (name, password). Drop it with drop_login."""
+    login = f"audifi_test_{role.removeprefix('audifi_')}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f"create role {login} login password '{password}' in role {role}")
+    finally:
+        await conn.close()
+    return login, password
+
+
+async def drop_login(admin: str, login: str) -> None:
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f"drop role if exists {login}")
+    finally:
+        await conn.close()
+
+
+def wait_for(check: Callable[[], T], *, timeout: float, what: str, every: float = 0.05) -> T:
+    """Poll `check` until truthy; fail at the deadline saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
+        time.sleep(every)

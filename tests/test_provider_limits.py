@@ -1,0 +1,82 @@
+"""Every eth_getLogs refusal in the providers' catalogue, served by the proxy in front of
+a real anvil: the indexer splits the range as the message says and ends with exactly
+what a clean backfill stores, and each message's numbers are read right."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from indexer.backfill import backfill
+from indexer.limits import parse_limit_error
+from indexer.service import open_pipeline
+from tests import pg
+from tests.chainstate import mismatches, oracle, snapshot
+from tests.faultkit import LiveChain, live_chain, reference, settings
+from tests.support import PROVIDER_LIMIT_ERRORS, LimitError, RpcProxy
+
+MAX_RANGE = 3  # blocks: the workload's ~25 blocks need several ranges
+MAX_RESULTS = 60  # logs: a block holds up to ~40, so ranges of one or two blocks pass
+Snapshot = dict[str, list[tuple[Any, ...]]]
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveChain]:
+    with live_chain(seed=17, events=450) as chain:
+        yield chain
+
+
+@pytest.fixture(scope="module")
+def expected(live: LiveChain, pg_databases: pg.Databases, template_db: str) -> Iterator[Snapshot]:
+    name = pg_databases.create(template=template_db)
+    try:
+        url = pg_databases.url(name)
+        state = pg_databases.run(reference(url, live.chain, live.head()))
+        assert pg_databases.run(mismatches(url, oracle(live.chain.url, live.chain.factory))) == []
+        yield state
+    finally:
+        pg_databases.drop(name)
+
+
+def _limits(error: LimitError) -> dict[str, int]:
+    """A limit the message can describe: by results when it speaks of results, else by range."""
+    if "max_results" in error.fields and "max_range" not in error.fields:
+        return {"max_results": MAX_RESULTS}
+    return {"max_range": MAX_RANGE}
+
+
+def _states_ceiling(error: LimitError) -> bool:
+    return "max_range" in error.fields
+
+
+@pytest.mark.parametrize("error", PROVIDER_LIMIT_ERRORS, ids=lambda e: e.provider)
+async def test_a_refused_range_is_split_and_nothing_is_missed(
+    error: LimitError, database_url: str, live: LiveChain, expected: Snapshot
+) -> None:
+    head = live.head()
+    async with RpcProxy(live.chain.url) as proxy:
+        proxy.limit_get_logs(error=error, **_limits(error))
+        config = settings(database_url, live.chain, [proxy.url], getlogs_initial_range=1_000)
+        async with open_pipeline(config) as p:
+            await backfill(p, live.chain.factory_block, head, head=head, concurrency=2)
+            ceiling = p.planner.ceiling
+    assert proxy.stats.refused > 0, "the limit never refused anything: the test proves nothing"
+    if _states_ceiling(error):
+        assert ceiling == MAX_RANGE, "a stated ceiling is kept, not grown past"
+    assert await snapshot(database_url) == expected
+
+
+@pytest.mark.parametrize("error", PROVIDER_LIMIT_ERRORS, ids=lambda e: e.provider)
+def test_the_message_is_read_with_realistic_numbers(error: LimitError) -> None:
+    first, last = 0x64, 0x1387
+    raw = error.render((first, last), span=20_001, max_range=10_000, max_results=10_000)
+    hint = parse_limit_error(raw["code"], raw["message"], raw.get("data"))
+    assert hint is not None, f"not recognised as a limit: {raw['message']!r}"
+    if error.suggests_range:
+        assert hint.suggested_to == last
+    if _states_ceiling(error):
+        assert hint.ceiling == 10_000, raw["message"]
+    elif "max_results" in error.fields:
+        assert hint.ceiling != 10_000, "a result count is not a block ceiling"
