@@ -21,7 +21,6 @@ import pytest
 from indexer.devchain.anvil import free_port
 from indexer.devchain.contracts import Master
 from indexer.errors import DatabaseUnavailable, Fatal
-from indexer.store import db
 from indexer.store.db import database_errors
 from tests import pg
 from tests.chainfixtures import indexer_env, running_indexer, wait_exit
@@ -110,15 +109,6 @@ async def _terminate(admin: str, where: str, *args: Any) -> list[asyncpg.Record]
         await conn.close()
 
 
-# store/db.py must treat asyncpg's InternalClientError (a pooled connection left in the
-# middle of the protocol by a kill) as transient and terminate such connections instead
-# of handing them back to the pool; until it does, a kill sometimes crashes the command.
-_DISCARDS_BROKEN = asyncpg.exceptions.InternalClientError in db._TRANSIENT
-
-
-@pytest.mark.xfail(
-    not _DISCARDS_BROKEN, reason="store/db.py reuses connections a kill left broken (see report)"
-)
 def test_connections_killed_mid_batch_during_a_backfill(
     database_url: str,
     pg_admin_dsn: str,
@@ -390,11 +380,6 @@ async def test_database_errors_are_mapped_retryable_or_fatal(database_url: str) 
             await conn.close()
 
 
-@pytest.mark.xfail(
-    not _DISCARDS_BROKEN,
-    strict=True,
-    reason="store/db.py does not map asyncpg's InternalClientError (see report)",
-)
 async def test_a_connection_left_mid_protocol_is_retryable() -> None:
     """What asyncpg raises on a connection a kill or a cancel left mid-protocol
     ("cannot switch to state ...; another operation is in progress") is a transient

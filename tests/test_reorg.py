@@ -39,6 +39,7 @@ from indexer.health import Health
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, StepResult
 from indexer.store.notify import CHANNEL
+from indexer.store.revert import RAW_TABLES
 from tests import pg
 from tests.chainfixtures import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
 from tests.chainstate import mismatches, oracle, snapshot
@@ -354,15 +355,7 @@ def _shifted(receipts: list[dict[str, Any]], first: int, *, by: int) -> list[int
 
 _RAW_OF_TXS = " union all ".join(
     f"select tx_hash, block_number, log_index from {table} where tx_hash = any($1)"
-    for table in (
-        "master_contracts",
-        "artist_tokens",
-        "nft_transfers",
-        "token_transfers",
-        "dividend_events",
-        "dividend_claims",
-        "indexer_quarantine",
-    )
+    for table in RAW_TABLES
 )
 
 
