@@ -23,7 +23,7 @@ from indexer.registry import Registry
 from indexer.rpc import RpcClient
 from indexer.source import ChainSource
 from indexer.step import Pipeline
-from indexer.store.db import connection, create_pool
+from indexer.store.db import connection, create_pool, database_errors
 from indexer.store.state import Checkpoint, Store
 from indexer.views import refresh_views_periodically
 
@@ -61,7 +61,7 @@ async def open_pool(settings: Settings) -> asyncpg.Pool:
 
 async def require_migrated(pool: asyncpg.Pool) -> None:
     try:
-        async with connection(pool) as conn:
+        async with database_errors("checking the schema"), connection(pool) as conn:
             pending = await pending_versions(conn)
     except MigrationError as e:
         raise Fatal(f"checking the schema: {e}") from e

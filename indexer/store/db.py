@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
@@ -22,6 +23,7 @@ _TRANSIENT = (
     asyncpg.exceptions.QueryCanceledError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.LockNotAvailableError,
     asyncpg.exceptions.TooManyConnectionsError,
 )
 
@@ -49,7 +51,7 @@ async def create_pool(
             command_timeout=None,
         )
     except _TRANSIENT as e:
-        raise DatabaseUnavailable(f"connecting to PostgreSQL: {type(e).__name__}") from e
+        raise DatabaseUnavailable(f"connecting to PostgreSQL: {type(e).__name__}: {e}") from e
     except asyncpg.exceptions.InvalidPasswordError as e:
         raise Fatal("connecting to PostgreSQL: authentication failed") from e
     except asyncpg.exceptions.InvalidCatalogNameError as e:
@@ -80,5 +82,7 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         try:
             yield cast(asyncpg.Connection, conn)
         except _TRANSIENT:
-            conn.terminate()  # never hand a connection a kill left broken back to the pool
+            # Never hand a connection a kill left broken back to the pool.
+            with contextlib.suppress(asyncpg.exceptions.InterfaceError):
+                conn.terminate()
             raise
