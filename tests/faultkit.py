@@ -31,8 +31,9 @@ from indexer.devchain.rpc import RpcClient
 from indexer.devchain.workload import Workload, WorkloadConfig
 from indexer.service import open_pipeline
 from indexer.store.revert import RAW_TABLES
+from tests import pg
 from tests.chainfixtures import Chain
-from tests.chainstate import snapshot
+from tests.chainstate import mismatches, oracle, snapshot
 from tests.support import RpcProxy
 
 T = TypeVar("T")
@@ -332,6 +333,22 @@ async def reference(url: str, chain: Chain, head: int) -> dict[str, list[tuple[A
     """What a clean backfill to `head` stores: every indexed table, sorted."""
     await backfill_to(url, chain, head)
     return await snapshot(url)
+
+
+@contextmanager
+def reference_database(
+    live: LiveChain, databases: pg.Databases, template_db: str
+) -> Iterator[dict[str, list[tuple[Any, ...]]]]:
+    """A clean backfill of the live chain into a database of its own, checked against the
+    chain: the snapshot a faulty run must end equal to."""
+    name = databases.create(template=template_db)
+    try:
+        url = databases.url(name)
+        state = databases.run(reference(url, live.chain, live.head()))
+        assert databases.run(mismatches(url, oracle(live.chain.url, live.chain.factory))) == []
+        yield state
+    finally:
+        databases.drop(name)
 
 
 async def duplicates(url: str) -> dict[str, int]:

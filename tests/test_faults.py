@@ -27,6 +27,7 @@ from tests.faultkit import (
     duplicates,
     live_chain,
     reference,
+    reference_database,
     settings,
     written,
 )
@@ -47,14 +48,8 @@ def live() -> Iterator[LiveChain]:
 
 @pytest.fixture(scope="module")
 def expected(live: LiveChain, pg_databases: pg.Databases, template_db: str) -> Iterator[Snapshot]:
-    name = pg_databases.create(template=template_db)
-    try:
-        url = pg_databases.url(name)
-        state = pg_databases.run(reference(url, live.chain, live.head()))
-        assert pg_databases.run(mismatches(url, oracle(live.chain.url, live.chain.factory))) == []
+    with reference_database(live, pg_databases, template_db) as state:
         yield state
-    finally:
-        pg_databases.drop(name)
 
 
 def _retries() -> float:

@@ -13,8 +13,8 @@ from indexer.backfill import backfill
 from indexer.limits import parse_limit_error
 from indexer.service import open_pipeline
 from tests import pg
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.faultkit import LiveChain, live_chain, reference, settings
+from tests.chainstate import snapshot
+from tests.faultkit import LiveChain, live_chain, reference_database, settings
 from tests.support import PROVIDER_LIMIT_ERRORS, LimitError, RpcProxy
 
 MAX_RANGE = 3  # blocks: the workload's ~25 blocks need several ranges
@@ -30,14 +30,8 @@ def live() -> Iterator[LiveChain]:
 
 @pytest.fixture(scope="module")
 def expected(live: LiveChain, pg_databases: pg.Databases, template_db: str) -> Iterator[Snapshot]:
-    name = pg_databases.create(template=template_db)
-    try:
-        url = pg_databases.url(name)
-        state = pg_databases.run(reference(url, live.chain, live.head()))
-        assert pg_databases.run(mismatches(url, oracle(live.chain.url, live.chain.factory))) == []
+    with reference_database(live, pg_databases, template_db) as state:
         yield state
-    finally:
-        pg_databases.drop(name)
 
 
 def _limits(error: LimitError) -> dict[str, int]:
