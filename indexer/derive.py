@@ -7,7 +7,6 @@ events are new: deltas must apply exactly once, whatever order ranges arrive in.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +39,6 @@ class StagedRows:
     dividend_events: list[Row] = field(default_factory=list)
     dividend_claims: list[Row] = field(default_factory=list)
     quarantine: list[Row] = field(default_factory=list)
-    kinds: Counter[str] = field(default_factory=Counter)
 
     def tables(self) -> dict[str, list[Row]]:
         return {
@@ -60,14 +58,10 @@ class StagedRows:
         """A copy without the rows whose (tx_hash, log_index) is in `stored`."""
         if not stored:
             return self
-        kept = StagedRows(kinds=self.kinds)
+        kept = StagedRows()
         for name, rows in [*self.tables().items(), ("quarantine", self.quarantine)]:
             getattr(kept, name).extend(r for r in rows if (r[4], r[5]) not in stored)
         return kept
-
-    @property
-    def n_events(self) -> int:
-        return sum(len(rows) for rows in self.tables().values())
 
 
 def _position(chain_id: int, log: RawLog, when: datetime) -> Row:
@@ -146,5 +140,4 @@ def stage_rows(
             continue
         table, columns = _event_row(item)
         tables[table].append((*_position(chain_id, item.log, when), *columns))
-        staged.kinds[table] += 1
     return staged

@@ -181,11 +181,11 @@ async def commit(
     )
     committed = await p.store.commit(batch)
     p.registry.add(children_of(decoded))
-    _count(staged.kinds, committed, len(staged.quarantine))
+    _count(committed, len(staged.quarantine))
     return committed
 
 
-def _count(kinds: object, committed: Committed, quarantined: int) -> None:
+def _count(committed: Committed, quarantined: int) -> None:
     for table, n in committed.new_rows.items():
         if n:
             metrics.EVENTS_INDEXED.labels(table).inc(n)
