@@ -1,6 +1,7 @@
-"""Drive range_step() over a fixed range: fetch ahead concurrently, commit in order.
+"""Index a fixed range: fetch and decode ahead concurrently, commit in order.
 
-Memory stays flat: at most `concurrency` fetched ranges wait for the writer.
+Memory stays flat: at most `concurrency` prepared ranges wait for the writer, and
+they are decoded while the database writes the one before them.
 Contracts are discovered first from the factory's logs up to the range's end,
 so a range indexed out of order still knows every child deployed before it.
 """
@@ -19,7 +20,7 @@ from indexer.decode import decode
 from indexer.errors import RangeTooLarge, Retryable
 from indexer.pacing import Backoff
 from indexer.registry import children_of
-from indexer.step import Discovered, Pipeline, commit, fetch_discovering, split
+from indexer.step import Pipeline, Prepared, commit, fetch_discovering, prepare, split
 from indexer.store.state import Mode
 
 log = structlog.get_logger("backfill")
@@ -48,9 +49,10 @@ async def discover_children(p: Pipeline, *, since: int, until: int) -> None:
         start = end + 1
 
 
-async def _fetch_chunks(p: Pipeline, start: int, end: int, head: int) -> list[Discovered]:
-    """Fetch [start, end] as one or more chunks, splitting where the node refuses."""
-    chunks: list[Discovered] = []
+async def _fetch_chunks(p: Pipeline, start: int, end: int, head: int) -> list[Prepared]:
+    """Fetch and decode [start, end] as one or more chunks, split where the node refuses
+    and where a range holds more logs than one transaction should."""
+    chunks: list[Prepared] = []
     backoff = Backoff()
     while start <= end:
         stop = min(end, p.planner.end_for(start, end))
@@ -68,7 +70,9 @@ async def _fetch_chunks(p: Pipeline, start: int, end: int, head: int) -> list[Di
             await asyncio.sleep(backoff.next())
             continue
         p.planner.succeeded(blocks=stop - start + 1, logs=len(found.fetched.logs))
-        chunks.extend(split(found, p.planner.target_logs))
+        chunks.extend(
+            prepare(part, p.store.chain_id) for part in split(found, p.planner.target_logs)
+        )
         start = stop + 1
     return chunks
 
@@ -94,7 +98,7 @@ async def backfill(
     metrics.BACKFILL_TOTAL_BLOCKS.set(end - start + 1)
     metrics.BACKFILL_TARGET_BLOCK.set(end)
     await discover_children(p, since=p.registry.factory.since_block, until=end)
-    pending: asyncio.Queue[asyncio.Task[list[Discovered]] | None] = asyncio.Queue(concurrency)
+    pending: asyncio.Queue[asyncio.Task[list[Prepared]] | None] = asyncio.Queue(concurrency)
     events = 0
 
     async def produce() -> None:
@@ -105,9 +109,9 @@ async def backfill(
     producer = asyncio.create_task(produce())
     try:
         while (task := await pending.get()) is not None:
-            for found in await task:
-                events += await _commit_retrying(p, found, head)
-                done = found.fetched.to_block - start + 1
+            for prepared in await task:
+                events += await _commit_retrying(p, prepared, head)
+                done = prepared.to_block - start + 1
                 metrics.BACKFILL_DONE_BLOCKS.set(done)
                 metrics.BATCHES.labels("backfill").inc()
                 if on_progress:
@@ -123,20 +127,19 @@ async def backfill(
     return Progress(end - start + 1, end - start + 1, events, time.perf_counter() - began)
 
 
-async def _commit_retrying(p: Pipeline, found: Discovered, head: int) -> int:
-    """Commit a fetched chunk; on a retryable failure fetch that range again and retry."""
+async def _commit_retrying(p: Pipeline, prepared: Prepared, head: int) -> int:
+    """Commit a prepared chunk; on a retryable failure fetch that range again and retry."""
     backoff = Backoff()
     while True:
         try:
-            committed = await commit(p, found, mode=Mode.BACKFILL, head=head, based_on=None)
+            committed = await commit(p, prepared, mode=Mode.BACKFILL, head=head, based_on=None)
             return sum(committed.new_rows.values())
         except Retryable as e:
             metrics.STEP_RETRIES.labels(type(e).__name__).inc()
-            log.warning("commit_retry", from_block=found.fetched.from_block, error=str(e))
+            log.warning("commit_retry", from_block=prepared.from_block, error=str(e))
             await asyncio.sleep(backoff.next())
-            fetched = found.fetched
-            refetched = await _fetch_chunks(p, fetched.from_block, fetched.to_block, head)
+            refetched = await _fetch_chunks(p, prepared.from_block, prepared.to_block, head)
             if len(refetched) == 1:
-                found = refetched[0]
+                prepared = refetched[0]
             else:
                 return sum([await _commit_retrying(p, f, head) for f in refetched])

@@ -14,9 +14,9 @@ from enum import StrEnum
 import structlog
 
 from indexer import metrics
-from indexer.chain import RawLog
+from indexer.chain import BlockRef, RawLog, TrackedContract
 from indexer.decode import decode
-from indexer.derive import stage_rows
+from indexer.derive import StagedRows, stage_rows
 from indexer.errors import RangeTooLarge
 from indexer.ranges import RangePlanner
 from indexer.registry import Registry, children_of
@@ -77,15 +77,9 @@ async def follow_step(p: Pipeline) -> StepResult:
     if fetched.fetched.headers[start].parent_hash != checkpoint.hash:
         return await _handle_reorg(p, checkpoint, head)
     p.planner.succeeded(blocks=end - start + 1, logs=len(fetched.fetched.logs))
-    committed = await commit(p, fetched, mode=Mode.FOLLOW, head=head, based_on=checkpoint)
-    return _progressed(head, fetched, committed)
-
-
-async def range_step(p: Pipeline, start: int, end: int, *, head: int) -> StepResult:
-    """Index exactly [start, end] (a backfill chunk); the checkpoint moves only if contiguous."""
-    fetched = await fetch_discovering(p, start, end, all_headers=end > head - p.reorg_window)
-    committed = await commit(p, fetched, mode=Mode.BACKFILL, head=head, based_on=None)
-    return _progressed(head, fetched, committed)
+    prepared = prepare(fetched, p.store.chain_id)
+    committed = await commit(p, prepared, mode=Mode.FOLLOW, head=head, based_on=checkpoint)
+    return _progressed(head, prepared, committed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +143,25 @@ def _merge(first: list[RawLog], second: list[RawLog]) -> list[RawLog]:
     return sorted([*first, *extra], key=lambda g: (g.block_number, g.log_index))
 
 
-async def commit(
-    p: Pipeline, found: Discovered, *, mode: Mode, head: int, based_on: Checkpoint | None
-) -> Committed:
-    """Decode, stage and commit; the registry learns new children only once they committed."""
-    fetched = found.fetched
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated range decoded into staged rows: everything a commit needs.
+
+    Made as soon as a range arrives, so the backfill decodes the next range while the
+    database writes this one. The logs are not kept, which keeps waiting ranges small."""
+
+    from_block: int
+    to_block: int
+    headers: dict[int, BlockRef]
+    n_logs: int
+    staged: StagedRows
+    children: list[TrackedContract]  # deployed in this range; followed once committed
+
+
+def prepare(found: Discovered, chain_id: int) -> Prepared:
+    """Decode every log of a tracked contract (from its creation block on) and stage it."""
     started = time.perf_counter()
+    fetched = found.fetched
     decoded = []
     for raw in fetched.logs:
         contract = found.registry.get(raw.address)
@@ -162,26 +169,40 @@ async def commit(
             item = decode(raw, contract)
             if item is not None:
                 decoded.append(item)
-    staged = stage_rows(p.store.chain_id, decoded, fetched.headers)
+    staged = stage_rows(chain_id, decoded, fetched.headers)
     metrics.TIME_SPENT.labels("decode").inc(time.perf_counter() - started)
-    headers = dict(fetched.headers)
-    stored = await p.store.stored_blocks(fetched.from_block, fetched.to_block)
+    return Prepared(
+        from_block=fetched.from_block,
+        to_block=fetched.to_block,
+        headers=fetched.headers,
+        n_logs=len(fetched.logs),
+        staged=staged,
+        children=children_of(decoded),
+    )
+
+
+async def commit(
+    p: Pipeline, prepared: Prepared, *, mode: Mode, head: int, based_on: Checkpoint | None
+) -> Committed:
+    """Commit a prepared range; the registry learns its children only once they committed."""
+    headers = dict(prepared.headers)
+    stored = await p.store.stored_blocks(prepared.from_block, prepared.to_block)
     missing = stored.keys() - headers.keys()
     if missing:
         more = await p.source.headers(missing)
         headers.update({n: h for n, h in more.items() if h is not None})
     batch = Batch(
         mode=mode,
-        from_block=fetched.from_block,
-        to_block=fetched.to_block,
-        staged=staged,
+        from_block=prepared.from_block,
+        to_block=prepared.to_block,
+        staged=prepared.staged,
         headers=headers,
         window_from=head - p.reorg_window + 1,
         based_on=based_on,
     )
     committed = await p.store.commit(batch)
-    p.registry.add(children_of(decoded))
-    _count(committed, len(staged.quarantine))
+    p.registry.add(prepared.children)
+    _count(committed, len(prepared.staged.quarantine))
     return committed
 
 
@@ -194,14 +215,13 @@ def _count(committed: Committed, quarantined: int) -> None:
         metrics.QUARANTINED_LOGS.inc(quarantined)
 
 
-def _progressed(head: int, found: Discovered, committed: Committed) -> StepResult:
-    fetched = found.fetched
+def _progressed(head: int, prepared: Prepared, committed: Committed) -> StepResult:
     return StepResult(
         Outcome.PROGRESSED,
         head,
-        from_block=fetched.from_block,
-        to_block=fetched.to_block,
-        n_logs=len(fetched.logs),
+        from_block=prepared.from_block,
+        to_block=prepared.to_block,
+        n_logs=prepared.n_logs,
         new_rows=committed.new_rows,
     )
 

@@ -183,7 +183,7 @@ class Store:
             connection(self.pool) as conn,
             conn.transaction(),
         ):
-            await lock_chain(conn, self.chain_id)
+            await lock_chain(conn, self.chain_id, bulk=batch.mode is Mode.BACKFILL)
             result = await self._commit_locked(conn, batch)
         elapsed = time.perf_counter() - started
         metrics.DB_WRITE_DURATION.observe(elapsed)
@@ -191,10 +191,6 @@ class Store:
         return result
 
     async def _commit_locked(self, conn: asyncpg.Connection, batch: Batch) -> Committed:
-        if batch.mode is Mode.BACKFILL:
-            # Bulk work: a server crash may lose the last few commits, but rows and the
-            # checkpoint go together, so a lost batch is simply indexed again.
-            await conn.execute("set local synchronous_commit = off")
         stored = await self._checkpoint_locked(conn)
         if batch.mode is Mode.FOLLOW and stored != batch.based_on:
             raise Retryable("the checkpoint moved while the batch was fetched")

@@ -87,11 +87,15 @@ def _stage_ddl(table: str) -> str:
     )
 
 
+# The zero address as a literal: the derived statements go to the server as one script
+# (one round trip, no parameters), so the database never waits on this process between them.
+_ZERO = f"'\\x{ZERO_ADDRESS.hex()}'::bytea"
+
 _INSERT_RAW = "insert into {table} ({columns}) select {columns} from stage_{table}"
 
 # Contracts count the transfers already stored (an out-of-order backfill may have
 # indexed them first); this batch's own transfers are added by the deltas below.
-_INSERT_MASTER_CONTRACTS = """
+_INSERT_MASTER_CONTRACTS = f"""
 insert into master_contracts (
     chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
     master_id, nft_address, distributor_address, total_supply, minted_supply, burned_supply
@@ -101,14 +105,14 @@ select
     s.master_id, s.nft_address, s.distributor_address, s.total_supply,
     (select count(*) from nft_transfers t
       where t.chain_id = s.chain_id and t.contract_address = s.nft_address
-        and t.from_address = $1),
+        and t.from_address = {_ZERO}),
     (select count(*) from nft_transfers t
       where t.chain_id = s.chain_id and t.contract_address = s.nft_address
-        and t.to_address = $1)
+        and t.to_address = {_ZERO})
 from stage_master_contracts s
 """
 
-_INSERT_ARTIST_TOKENS = """
+_INSERT_ARTIST_TOKENS = f"""
 insert into artist_tokens (
     chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
     artist_id, token_address, symbol, decimals, total_supply
@@ -116,23 +120,24 @@ insert into artist_tokens (
 select
     s.chain_id, s.block_number, s.block_hash, s.block_timestamp, s.tx_hash, s.log_index,
     s.artist_id, s.token_address, s.symbol, s.decimals,
-    coalesce((select sum(case when t.from_address = $1 then t.value else -t.value end)
+    coalesce((select sum(case when t.from_address = {_ZERO} then t.value else -t.value end)
                 from token_transfers t
                where t.chain_id = s.chain_id and t.token_address = s.token_address
-                 and (t.from_address = $1 or t.to_address = $1)), 0)
+                 and (t.from_address = {_ZERO} or t.to_address = {_ZERO})), 0)
 from stage_artist_tokens s
 """
 
 # An NFT's owner only moves forward in chain order (block, log index); its mint is the
 # earliest mint seen. Either may arrive in any order (backfills of arbitrary ranges).
-_UPSERT_OWNERS = """
+_UPSERT_OWNERS = f"""
 insert into master_nfts as m (
     chain_id, contract_address, token_id, master_id, owner_address, is_burned,
     last_transfer_block, last_transfer_log_index, last_transfer_at, last_transfer_tx_hash,
     minted_block, minted_at, mint_tx_hash
 )
 select
-    l.chain_id, l.contract_address, l.token_id, l.master_id, l.to_address, l.to_address = $1,
+    l.chain_id, l.contract_address, l.token_id, l.master_id, l.to_address,
+    l.to_address = {_ZERO},
     l.block_number, l.log_index, l.block_timestamp, l.tx_hash,
     f.block_number, f.block_timestamp, f.tx_hash
 from (
@@ -144,7 +149,7 @@ left join (
     select distinct on (contract_address, token_id)
         contract_address, token_id, block_number, block_timestamp, tx_hash
     from stage_nft_transfers
-    where from_address = $1
+    where from_address = {_ZERO}
     order by contract_address, token_id, block_number, log_index
 ) f on f.contract_address = l.contract_address and f.token_id = l.token_id
 on conflict (chain_id, contract_address, token_id) do update set
@@ -189,15 +194,15 @@ on conflict (chain_id, contract_address, token_id) do update set
     updated_at = now()
 """
 
-_SUPPLY_DELTAS = """
+_SUPPLY_DELTAS = f"""
 update master_contracts c
 set minted_supply = c.minted_supply + d.minted,
     burned_supply = c.burned_supply + d.burned,
     updated_at = now()
 from (
     select chain_id, contract_address,
-           count(*) filter (where from_address = $1) as minted,
-           count(*) filter (where to_address = $1) as burned
+           count(*) filter (where from_address = {_ZERO}) as minted,
+           count(*) filter (where to_address = {_ZERO}) as burned
     from stage_nft_transfers
     group by chain_id, contract_address
 ) d
@@ -206,15 +211,15 @@ where c.chain_id = d.chain_id and c.nft_address = d.contract_address
 """
 
 
-_BALANCE_DELTAS = """
+_BALANCE_DELTAS = f"""
 insert into token_holders as h (chain_id, token_address, holder_address, balance, updated_block)
 select chain_id, token_address, holder, sum(delta), max(block_number)
 from (
     select chain_id, token_address, to_address as holder, value as delta, block_number
-    from stage_token_transfers where to_address <> $1
+    from stage_token_transfers where to_address <> {_ZERO}
     union all
     select chain_id, token_address, from_address, -value, block_number
-    from stage_token_transfers where from_address <> $1
+    from stage_token_transfers where from_address <> {_ZERO}
 ) d
 group by chain_id, token_address, holder
 on conflict (chain_id, token_address, holder_address) do update set
@@ -223,14 +228,14 @@ on conflict (chain_id, token_address, holder_address) do update set
     updated_at = now()
 """
 
-_COIN_SUPPLY_DELTAS = """
+_COIN_SUPPLY_DELTAS = f"""
 update artist_tokens a
 set total_supply = a.total_supply + d.delta, updated_at = now()
 from (
     select chain_id, token_address,
-           sum(case when from_address = $1 then value else -value end) as delta
+           sum(case when from_address = {_ZERO} then value else -value end) as delta
     from stage_token_transfers
-    where from_address = $1 or to_address = $1
+    where from_address = {_ZERO} or to_address = {_ZERO}
     group by chain_id, token_address
 ) d
 where a.chain_id = d.chain_id and a.token_address = d.token_address
@@ -268,15 +273,21 @@ on conflict (chain_id, tx_hash, log_index) do nothing
 """
 
 
-async def lock_chain(conn: asyncpg.Connection, chain_id: int) -> None:
-    """Serialise writers of one chain until the transaction ends."""
-    await conn.execute("select pg_advisory_xact_lock($1, $2)", WRITE_LOCK, chain_id % 2**31)
+async def lock_chain(conn: asyncpg.Connection, chain_id: int, *, bulk: bool = False) -> None:
+    """Serialise writers of one chain until the transaction ends. A `bulk` transaction
+    also commits without waiting for its WAL to reach disk: a server crash may lose the
+    last few such commits, but rows and checkpoint go together, so they are indexed again."""
+    lock = f"select pg_advisory_xact_lock({WRITE_LOCK}, {int(chain_id) % 2**31})"
+    await conn.execute(f"set local synchronous_commit = off; {lock}" if bulk else lock)
+
+
+_STAGE_DDL = ";\n".join(_stage_ddl(table) for table in STAGES)
 
 
 async def stage(conn: asyncpg.Connection, staged: StagedRows) -> None:
     """COPY the batch's rows into the (transaction-scoped) staging tables."""
+    await conn.execute(_STAGE_DDL)
     for table, rows in staged.tables().items():
-        await conn.execute(_stage_ddl(table))
         if rows:
             await conn.copy_records_to_table(
                 f"stage_{table}",
@@ -347,39 +358,39 @@ async def write_rows(conn: asyncpg.Connection, staged: StagedRows) -> dict[str, 
     their derived changes; returns rows per table. Inside a transaction holding `lock_chain`,
     after `stage`."""
     new = {table: len(rows) for table, rows in staged.tables().items()}
+    statements = []
     if new["master_contracts"]:
-        await conn.execute(_INSERT_MASTER_CONTRACTS, ZERO_ADDRESS)
+        statements.append(_INSERT_MASTER_CONTRACTS)
     if new["artist_tokens"]:
-        await conn.execute(_INSERT_ARTIST_TOKENS, ZERO_ADDRESS)
+        statements.append(_INSERT_ARTIST_TOKENS)
     for table in ("nft_transfers", "token_transfers", "dividend_events", "dividend_claims"):
         if new[table]:
             columns = ", ".join(_INSERTED[table])
-            await conn.execute(_INSERT_RAW.format(table=table, columns=columns))
+            statements.append(_INSERT_RAW.format(table=table, columns=columns))
     if new["nft_transfers"]:
-        await _derive_nfts(conn)
+        statements += [_UPSERT_OWNERS, _SUPPLY_DELTAS, _SYNC_STAGED_IPO_SUPPLY]
     if new["token_transfers"]:
-        await conn.execute(_BALANCE_DELTAS, ZERO_ADDRESS)
-        await conn.execute(_COIN_SUPPLY_DELTAS, ZERO_ADDRESS)
+        statements += [_BALANCE_DELTAS, _COIN_SUPPLY_DELTAS]
     if new["dividend_claims"]:
-        await conn.execute(_DIVIDEND_TOTALS)
-        await conn.execute(_HOLDER_TOTALS)
+        statements += [_DIVIDEND_TOTALS, _HOLDER_TOTALS]
+    if statements:
+        await conn.execute(";\n".join(statements))
     if staged.quarantine:
         await conn.executemany(_INSERT_QUARANTINE, staged.quarantine)
     return new
 
 
-async def _derive_nfts(conn: asyncpg.Connection) -> None:
-    await conn.execute(_UPSERT_OWNERS, ZERO_ADDRESS)
-    await conn.execute(_SUPPLY_DELTAS, ZERO_ADDRESS)
-    masters = await conn.fetch("select distinct master_id from stage_nft_transfers")
-    await sync_ipo_supply(conn, [r["master_id"] for r in masters])
+# The SQL function locks per master, like the backend's insert trigger, so an IPO row
+# created while this batch is uncommitted still ends up with its mints.
+_SYNC_STAGED_IPO_SUPPLY = (
+    "select sync_master_ipo_minted_supply("
+    "array(select distinct master_id from stage_nft_transfers))"
+)
 
 
 async def sync_ipo_supply(conn: asyncpg.Connection, master_ids: Sequence[UUID]) -> None:
     """Keep master_ipos.minted_supply equal to what the chain minted for those masters."""
     if master_ids:
-        # The SQL function locks per master, like the backend's insert trigger, so an IPO
-        # row created while this batch is uncommitted still ends up with its mints.
         await conn.execute("select sync_master_ipo_minted_supply($1::uuid[])", list(master_ids))
 
 
