@@ -7,6 +7,7 @@ events are new: deltas must apply exactly once, whatever order ranges arrive in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,6 @@ from indexer.chain import (
     MasterDeployed,
     NftTransfer,
     Quarantined,
-    RawLog,
 )
 
 Row = tuple[Any, ...]
@@ -64,53 +64,47 @@ class StagedRows:
         return kept
 
 
-def _position(chain_id: int, log: RawLog, when: datetime) -> Row:
-    return (chain_id, log.block_number, log.block_hash, when, log.tx_hash, log.log_index)
+def _master_contract(e: MasterDeployed) -> Row:
+    return (e.master_id, e.nft, e.distributor, str(e.total_supply))
 
 
-def _event_row(event: Event) -> tuple[str, Row]:
-    match event:
-        case MasterDeployed():
-            return "master_contracts", (
-                event.master_id,
-                event.nft,
-                event.distributor,
-                str(event.total_supply),
-            )
-        case ArtistCoinDeployed():
-            return "artist_tokens", (event.artist_id, event.token, event.symbol, event.decimals)
-        case NftTransfer():
-            return "nft_transfers", (
-                event.log.address,
-                str(event.token_id),
-                event.sender,
-                event.recipient,
-                event.master_id,
-            )
-        case CoinTransfer():
-            return "token_transfers", (
-                event.log.address,
-                event.sender,
-                event.recipient,
-                str(event.value),
-            )
-        case DividendDeposited():
-            return "dividend_events", (
-                event.log.address,
-                str(event.dividend_id),
-                event.payer,
-                event.token,
-                str(event.amount),
-                str(event.amount_per_share),
-            )
-        case DividendClaimed():
-            return "dividend_claims", (
-                event.log.address,
-                str(event.dividend_id),
-                event.holder,
-                str(event.token_id),
-                str(event.amount),
-            )
+def _artist_token(e: ArtistCoinDeployed) -> Row:
+    return (e.artist_id, e.token, e.symbol, e.decimals)
+
+
+def _nft_transfer(e: NftTransfer) -> Row:
+    return (e.log.address, str(e.token_id), e.sender, e.recipient, e.master_id)
+
+
+def _token_transfer(e: CoinTransfer) -> Row:
+    return (e.log.address, e.sender, e.recipient, str(e.value))
+
+
+def _dividend_event(e: DividendDeposited) -> Row:
+    return (
+        e.log.address,
+        str(e.dividend_id),
+        e.payer,
+        e.token,
+        str(e.amount),
+        str(e.amount_per_share),
+    )
+
+
+def _dividend_claim(e: DividendClaimed) -> Row:
+    return (e.log.address, str(e.dividend_id), e.holder, str(e.token_id), str(e.amount))
+
+
+# Event class -> (staging table, its columns after the raw position). Looked up by the
+# exact class, because this runs once per log and a dict beats a chain of class patterns.
+_ROWS: dict[type, tuple[str, Callable[[Any], Row]]] = {
+    MasterDeployed: ("master_contracts", _master_contract),
+    ArtistCoinDeployed: ("artist_tokens", _artist_token),
+    NftTransfer: ("nft_transfers", _nft_transfer),
+    CoinTransfer: ("token_transfers", _token_transfer),
+    DividendDeposited: ("dividend_events", _dividend_event),
+    DividendClaimed: ("dividend_claims", _dividend_claim),
+}
 
 
 def stage_rows(
@@ -125,19 +119,20 @@ def stage_rows(
     }
     tables = staged.tables()
     for item in decoded:
-        when = times[item.log.block_number]
+        log = item.log
+        position = (
+            chain_id,
+            log.block_number,
+            log.block_hash,
+            times[log.block_number],
+            log.tx_hash,
+            log.log_index,
+        )
         if isinstance(item, Quarantined):
-            log = item.log
             staged.quarantine.append(
-                (
-                    *_position(chain_id, log, when),
-                    log.address,
-                    list(log.topics),
-                    log.data,
-                    item.reason,
-                )
+                (*position, log.address, list(log.topics), log.data, item.reason)
             )
             continue
-        table, columns = _event_row(item)
-        tables[table].append((*_position(chain_id, item.log, when), *columns))
+        table, columns = _ROWS[type(item)]
+        tables[table].append(position + columns(item))
     return staged

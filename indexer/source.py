@@ -43,22 +43,36 @@ def parse_header(raw: dict[str, Any]) -> BlockRef:
     )
 
 
-def parse_log(raw: dict[str, Any]) -> RawLog:
-    """Direct parsing of one eth_getLogs item (web3's formatters are far slower)."""
+def parse_logs(items: Iterable[dict[str, Any]]) -> list[RawLog]:
+    """Direct parsing of eth_getLogs items (web3's formatters are far slower).
+
+    Block and transaction hashes, addresses and topics repeat across one answer's logs:
+    each distinct one is turned into bytes once and shared, which saves time and memory."""
     fromhex = bytes.fromhex
+    shared: dict[str, bytes] = {}
+
+    def hex_bytes(text: str) -> bytes:
+        value = shared.get(text)
+        if value is None:
+            value = shared[text] = fromhex(text[2:])
+        return value
+
     try:
-        return RawLog(
-            int(raw["blockNumber"], 16),
-            fromhex(raw["blockHash"][2:]),
-            fromhex(raw["transactionHash"][2:]),
-            int(raw["logIndex"], 16),
-            fromhex(raw["address"][2:]),
-            tuple([fromhex(t[2:]) for t in raw["topics"]]),
-            fromhex(raw["data"][2:]),
-            raw.get("removed") is True,
-        )
-    except (KeyError, TypeError, ValueError) as e:
-        raise InconsistentResponse(f"eth_getLogs returned an unparsable log: {e}") from e
+        return [
+            RawLog(
+                int(raw["blockNumber"], 16),
+                hex_bytes(raw["blockHash"]),
+                hex_bytes(raw["transactionHash"]),
+                int(raw["logIndex"], 16),
+                hex_bytes(raw["address"]),
+                tuple([hex_bytes(t) for t in raw["topics"]]),
+                fromhex(raw["data"][2:]),
+                raw.get("removed") is True,
+            )
+            for raw in items
+        ]
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        raise InconsistentResponse(f"eth_getLogs returned an unparsable log: {e!r}") from e
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +151,7 @@ class ChainSource:
         chunks = [chunk or [] for chunk in results[: len(log_calls)]]
         raws = results[len(log_calls) :]
         headers = _require_headers(numbers, raws)
-        logs = [parse_log(r) for chunk in chunks for r in chunk]
+        logs = parse_logs(r for chunk in chunks for r in chunk)
         if len(chunks) > 1:  # each answer is in chain order; several must be merged
             logs.sort(key=_POSITION)
         missing = {g.block_number for g in logs} - headers.keys()
