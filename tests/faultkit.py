@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -26,14 +25,14 @@ from aiohttp import web
 
 from indexer.backfill import backfill
 from indexer.config import Settings, load_settings
-from indexer.devchain.anvil import reorg, start_anvil
-from indexer.devchain.rpc import RpcClient
-from indexer.devchain.workload import Workload, WorkloadConfig
+from indexer.devchain.workload import WorkloadConfig
 from indexer.service import open_pipeline
 from indexer.store.revert import RAW_TABLES
-from tests import pg
+from tests import livechain, pg
 from tests.chainfixtures import Chain
 from tests.chainstate import mismatches, oracle, snapshot
+from tests.livechain import Activity as Activity
+from tests.livechain import LiveChain
 from tests.support import RpcProxy
 
 T = TypeVar("T")
@@ -43,111 +42,13 @@ T = TypeVar("T")
 RAW_EVENT_TABLES = tuple(t for t in RAW_TABLES if t != "indexer_quarantine")
 
 
-@dataclass
-class LiveChain:
-    """anvil (mining on request) with AudiFi contracts and a workload that can add more."""
-
-    chain: Chain
-    workload: Workload
-    rpc: RpcClient
-
-    def head(self) -> int:
-        """The head, over a connection of its own (callable from any thread)."""
-        with RpcClient(self.chain.url) as rpc:
-            return int(rpc.call("eth_blockNumber"), 16)
-
-    def block_hash(self, number: int) -> bytes:
-        with RpcClient(self.chain.url) as rpc:
-            return bytes.fromhex(rpc.call("eth_getBlockByNumber", [hex(number), False])["hash"][2:])
-
-    def reorg_keeping_transactions(self, depth: int) -> int:
-        """Replace the last `depth` (at least 2) blocks; their transactions, in order, all
-        go into the first new block. Events move to other blocks (new hashes, positions),
-        nothing is lost, and the workload's model stays true. (With one block, the same
-        transactions could make the very same block again.) Returns how many txs moved."""
-        assert depth >= 2, "a one-block reorg keeping its transactions may change nothing"
-        head = int(self.rpc.call("eth_blockNumber"), 16)
-        old_tip = self.rpc.call("eth_getBlockByNumber", [hex(head), False])["hash"]
-        raw = [
-            self.rpc.call("eth_getRawTransactionByHash", [tx])
-            for number in range(head - depth + 1, head + 1)
-            for tx in self.rpc.call("eth_getBlockByNumber", [hex(number), False])["transactions"]
-        ]
-        reorg(self.rpc, depth, [(tx, 0) for tx in raw])
-        assert int(self.rpc.call("eth_blockNumber"), 16) == head, "anvil_reorg keeps the height"
-        assert self.rpc.call("eth_getBlockByNumber", [hex(head), False])["hash"] != old_tip
-        return len(raw)
-
-
 def small_config(seed: int) -> WorkloadConfig:
     """Few contracts, small blocks: many blocks for few events, so ranges matter."""
     return WorkloadConfig(seed=seed, masters=3, artists=3, txs_per_block=2, max_events_per_tx=20)
 
 
-@contextmanager
-def live_chain(seed: int, events: int) -> Iterator[LiveChain]:
-    anvil = start_anvil(no_mining=True)
-    rpc = RpcClient(anvil.url)
-    try:
-        workload = Workload(rpc, small_config(seed))
-        summary = workload.run(events)
-        yield LiveChain(Chain(anvil, summary.factory, summary.factory_block), workload, rpc)
-    finally:
-        rpc.close()
-        anvil.stop()
-
-
-class Activity:
-    """On a thread: a workload round every `every` seconds and, every `reorg_every`
-    rounds, a reorg of 2 or 3 blocks that keeps their transactions. Stops when the
-    `with` block ends; an error on the thread is raised there."""
-
-    def __init__(
-        self,
-        live: LiveChain,
-        *,
-        every: float,
-        events: int,
-        reorg_every: int = 0,
-        seed: int = 0,
-        before_reorg: Callable[[int], None] | None = None,
-    ) -> None:
-        self.live = live
-        self.before_reorg = before_reorg  # called with the head, e.g. to wait until indexed
-        self.every = every
-        self.events = events
-        self.reorg_every = reorg_every
-        self.rounds = 0
-        self.reorgs: list[int] = []
-        self._rng = random.Random(seed)
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="activity", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(self.every):
-                self.live.workload.round(self.events)
-                self.rounds += 1
-                if self.reorg_every and self.rounds % self.reorg_every == 0:
-                    if self.before_reorg is not None:
-                        self.before_reorg(self.live.head())
-                    depth = self._rng.randint(2, 3)
-                    self.live.reorg_keeping_transactions(depth)
-                    self.reorgs.append(depth)
-        except BaseException as e:  # raised in the test's thread by __exit__
-            self._error = e
-
-    def __enter__(self) -> Activity:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(60)
-        assert not self._thread.is_alive(), "the activity thread did not stop"
-        if self._error is not None:
-            raise self._error
+def live_chain(seed: int, events: int) -> AbstractContextManager[LiveChain]:
+    return livechain.live_chain(small_config(seed), events)
 
 
 class LoopThread:

@@ -13,25 +13,22 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
-from indexer.devchain.anvil import free_port, mine, start_anvil
-from indexer.devchain.rpc import RpcClient
-from indexer.devchain.workload import Workload, WorkloadConfig
+from indexer.devchain.anvil import free_port
+from indexer.devchain.workload import WorkloadConfig
 from indexer.migrate import migrate_up
-from tests.chainfixtures import Chain
+from tests.livechain import LiveChain, live_chain
 
 T = TypeVar("T")
 
@@ -332,67 +329,7 @@ async def _migrate(url: str) -> None:
         await conn.close()
 
 
-@dataclass(frozen=True)
-class LiveChain:
-    """A dev chain with AudiFi activity, and the workload that can add more."""
-
-    chain: Chain
-    workload: Workload
-
-    def head(self) -> int:
-        with RpcClient(self.chain.url) as rpc:
-            return int(rpc.call("eth_blockNumber"), 16)
-
-    def mine(self, blocks: int) -> int:
-        """Mine `blocks` empty blocks at once; the new head."""
-        with RpcClient(self.chain.url) as rpc:
-            mine(rpc, blocks)
-            return int(rpc.call("eth_blockNumber"), 16)
-
-
-@contextmanager
-def small_chain(seed: int, events: int = 3_000) -> Iterator[LiveChain]:
+def small_chain(seed: int, events: int = 3_000) -> AbstractContextManager[LiveChain]:
     """anvil (mining only on request) with `events` events over some fifty blocks."""
-    anvil = start_anvil(no_mining=True)
-    rpc = RpcClient(anvil.url)
-    try:
-        config = WorkloadConfig(
-            seed=seed, masters=3, artists=3, txs_per_block=3, max_events_per_tx=40
-        )
-        workload = Workload(rpc, config)
-        summary = workload.run(events)
-        yield LiveChain(Chain(anvil, summary.factory, summary.factory_block), workload)
-    finally:
-        rpc.close()
-        anvil.stop()
-
-
-class BlockProducer:
-    """Adds a block with events every `every` seconds, on a thread, until the block ends."""
-
-    def __init__(self, workload: Workload, *, every: float = 0.1, events: int = 30) -> None:
-        self.workload = workload
-        self.every = every
-        self.events = events
-        self.rounds = 0
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="block-producer", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(self.every):
-                self.workload.round(self.events)
-                self.rounds += 1
-        except BaseException as e:  # reported by __exit__ in the test's thread
-            self._error = e
-
-    def __enter__(self) -> BlockProducer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-        if self._error is not None:
-            raise self._error
+    config = WorkloadConfig(seed=seed, masters=3, artists=3, txs_per_block=3, max_events_per_tx=40)
+    return live_chain(config, events)

@@ -17,10 +17,10 @@ import pytest
 from indexer.devchain.anvil import DEFAULT_CHAIN_ID, free_port
 from indexer.store.write import WRITE_LOCK
 from tests.chainfixtures import indexer_env, running_indexer, wait_exit
+from tests.livechain import Activity
 from tests.opskit import (
     PROMETHEUS,
     SECRET,
-    BlockProducer,
     LiveChain,
     eventually,
     get,
@@ -77,7 +77,7 @@ def test_prometheus_reads_a_small_lag_while_blocks_come_and_zero_when_they_stop(
         )
         first_head = live.head()
         began = time.time()
-        with BlockProducer(live.workload) as producer:
+        with Activity(live, every=0.1, events=30) as producer:
             wait_until(
                 lambda: producer.rounds >= 30 and len(prom.samples(LAG, began, time.time())) >= 5,
                 timeout=60,
