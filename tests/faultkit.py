@@ -117,7 +117,8 @@ class Tamper:
     """A JSON-RPC node in front of `upstream` that damages the next eth_getLogs answers
     that hold at least one log, as scripted: `wrong_hash` (a log names another block
     hash), `duplicate` (one log twice), `removed` (a log marked removed), `outside`
-    (a log moved past the asked range)."""
+    (a log moved past the asked range), or one log that cannot be parsed:
+    `missing_field` (no transactionHash), `bad_hex` (data is not hex), `topics_not_list`."""
 
     upstream: str
     scripts: list[tuple[str, int]] = field(default_factory=list)
@@ -199,11 +200,29 @@ def _outside(log_filter: dict[str, Any], logs: list[dict[str, Any]]) -> list[dic
     return logs
 
 
+def _missing_field(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    del logs[-1]["transactionHash"]
+    return logs
+
+
+def _bad_hex(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    logs[-1]["data"] = "0xnot-hex"
+    return logs
+
+
+def _topics_not_list(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    logs[-1]["topics"] = 7
+    return logs
+
+
 _DAMAGE: dict[str, Callable[[dict[str, Any], list[dict[str, Any]]], list[dict[str, Any]]]] = {
     "wrong_hash": _wrong_hash,
     "duplicate": _duplicate,
     "removed": _removed,
     "outside": _outside,
+    "missing_field": _missing_field,
+    "bad_hex": _bad_hex,
+    "topics_not_list": _topics_not_list,
 }
 
 

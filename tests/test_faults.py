@@ -105,8 +105,19 @@ async def test_a_node_fault_is_retried_and_nothing_is_lost(
         assert _retries() > retried or failed_steps, "the fault should have been retried"
 
 
-@pytest.mark.parametrize("kind", ["wrong_hash", "duplicate", "removed", "outside"])
-async def test_a_log_that_contradicts_its_headers_is_never_written(
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "wrong_hash",
+        "duplicate",
+        "removed",
+        "outside",
+        "missing_field",
+        "bad_hex",
+        "topics_not_list",
+    ],
+)
+async def test_a_log_that_cannot_be_parsed_or_contradicts_its_headers_is_never_written(
     kind: str, database_url: str, live: LiveChain, expected: Snapshot
 ) -> None:
     async with Tamper(live.chain.url) as node:
