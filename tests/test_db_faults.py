@@ -126,7 +126,7 @@ def test_connections_killed_mid_batch_during_a_backfill(
     finally:
         pg_databases.drop(name)
     database = database_url.rsplit("/", 1)[1]
-    env = indexer_env(database_url, live.chain, AUDIFI_BATCH_MAX_LOGS="60")
+    env = indexer_env(database_url, live.chain, AUDIFI_BATCH_MAX_LOGS="30")
     args = ["backfill", "--from-block", str(live.chain.factory_block), "--to-block", str(head)]
     log = tmp_path / "backfill.log"
     with running_indexer(args, env, log_path=str(log)) as process:
@@ -164,7 +164,7 @@ async def _kill_in_transactions(
             )
             if any(r[0] for r in rows):
                 landed += 1
-                await asyncio.sleep(0.3)  # let it retry and make progress before the next
+                await asyncio.sleep(0.05)  # let it retry before the next
             else:
                 await asyncio.sleep(0.005)
     finally:
