@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -327,29 +326,22 @@ async def new_login(admin: str, role: str) -> tuple[str, str]:
     """A fresh login that is a member of `role`: (name, password). Drop it with drop_login."""
     login = f"audifi_test_{role.removeprefix('audifi_')}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     password = uuid.uuid4().hex
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f"create role {login} login password '{password}' in role {role}")
-    finally:
-        await conn.close()
+    await _admin(admin, f"create role {login} login password '{password}' in role {role}")
     return login, password
 
 
 async def drop_login(admin: str, login: str) -> None:
+    await _admin(admin, f"drop role if exists {login}")
+
+
+async def limit_connections(admin: str, login: str, limit: int) -> None:
+    """Lock `login` out (0) or let it back in (-1); sessions it has keep running."""
+    await _admin(admin, f"alter role {login} connection limit {int(limit)}")
+
+
+async def _admin(admin: str, statement: str) -> None:
     conn = await asyncpg.connect(admin)
     try:
-        await conn.execute(f"drop role if exists {login}")
+        await conn.execute(statement)
     finally:
         await conn.close()
-
-
-def wait_for(check: Callable[[], T], *, timeout: float, what: str, every: float = 0.05) -> T:
-    """Poll `check` until truthy; fail at the deadline saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
-        time.sleep(every)

@@ -13,55 +13,25 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from indexer.devchain.anvil import free_port
 from indexer.devchain.workload import WorkloadConfig
-from indexer.migrate import migrate_up
+from tests import pg
 from tests.livechain import LiveChain, live_chain
-
-T = TypeVar("T")
+from tests.polling import wait_until
 
 SECRET = "s3cret-ops-pw"
 PROMETHEUS = "/usr/bin/prometheus"
-
-
-def wait_until(
-    check: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.05
-) -> T:
-    """Poll `check` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
-        time.sleep(every)
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], *, within: float, what: str, every: float = 0.02
-) -> T:
-    """`wait_until` for async checks, without blocking the event loop."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what} (last: {value!r})")
-        await asyncio.sleep(every)
 
 
 def get(url: str, *, timeout: float = 5.0) -> tuple[int, str] | None:
@@ -295,7 +265,7 @@ class PrivatePostgres:
                 self.process.wait(5)
 
     def migrate(self) -> None:
-        asyncio.run(_migrate(self.url()))
+        asyncio.run(pg.migrate_to_head(self.url()))
 
     def remove(self) -> None:
         self.stop()
@@ -319,14 +289,6 @@ async def _answers(url: str) -> bool:
         return False
     await conn.close()
     return True
-
-
-async def _migrate(url: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate_up(conn)
-    finally:
-        await conn.close()
 
 
 def small_chain(seed: int, events: int = 3_000) -> AbstractContextManager[LiveChain]:

@@ -138,7 +138,7 @@ class Databases:
     def create_migrated(self) -> str:
         """A new database from template0, migrated to head."""
         name = self.create()
-        self.run(_migrate_to_head(self.url(name)))
+        self.run(migrate_to_head(self.url(name)))
         return name
 
     def drop(self, name: str) -> None:
@@ -175,7 +175,8 @@ class Databases:
             self._loop.close()
 
 
-async def _migrate_to_head(url: str) -> None:
+async def migrate_to_head(url: str) -> None:
+    """Apply every migration to the database at `url`."""
     conn = await connect(url)
     try:
         await migrate_up(conn)

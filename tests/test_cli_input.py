@@ -21,13 +21,14 @@ from tests.chainfixtures import INDEXER, indexer_env, running_indexer, wait_exit
 from tests.faultkit import (
     LiveChain,
     drop_login,
+    limit_connections,
     live_chain,
     login_url,
     new_login,
     proxies_on_a_thread,
-    wait_for,
 )
 from tests.opskit import json_lines
+from tests.polling import wait_until
 from tests.support import Fault
 
 USAGE = 2
@@ -160,11 +161,11 @@ def test_the_daemon_waits_for_its_database_and_says_so(
     login, password = _run(new_login(pg_admin_dsn, "audifi_indexer"))
     log = tmp_path / "daemon.log"
     try:
-        _run(_admin(pg_admin_dsn, f"alter role {login} connection limit 0"))
+        _run(limit_connections(pg_admin_dsn, login, 0))
         env = indexer_env(login_url(database_url, login, password), live.chain)
         with running_indexer(["run"], env, log_path=str(log)) as daemon:
             waits = _until_events(log, daemon, "waiting_for_dependencies", 3)
-            _run(_admin(pg_admin_dsn, f"alter role {login} connection limit -1"))
+            _run(limit_connections(pg_admin_dsn, login, -1))
             _until_events(log, daemon, "started", 1)
             daemon.send_signal(signal.SIGTERM)
             assert wait_exit(daemon, 15) == 0
@@ -226,14 +227,6 @@ def test_a_one_shot_command_without_its_dependency_fails_in_one_line(
     assert _run(_rows(empty_schema)) == {}
 
 
-async def _admin(admin: str, statement: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 def _until_events(
     log: Path, daemon: subprocess.Popen[bytes], event: str, n: int
 ) -> list[dict[str, object]]:
@@ -241,7 +234,7 @@ def _until_events(
         records = [r for r in json_lines(log.read_text()) if r["event"] == event]
         return records if len(records) >= n else []
 
-    records = wait_for(
+    records = wait_until(
         lambda: daemon.poll() is not None or found(), timeout=60, what=f"{n} {event} lines"
     )
     assert daemon.poll() is None, log.read_text()[-3000:]

@@ -30,14 +30,15 @@ from tests.faultkit import (
     LiveChain,
     drop_login,
     duplicates,
+    limit_connections,
     live_chain,
     login_url,
     new_login,
     reference,
-    wait_for,
     written,
 )
 from tests.opskit import get, json_lines, private_postgres
+from tests.polling import wait_until
 
 APP = "audifi-indexer"  # the pool's application_name
 
@@ -70,7 +71,7 @@ def _readyz(port: int) -> tuple[int, str] | None:
 def _until_ready(port: int, daemon: subprocess.Popen[bytes], log: Path, *, ready: bool) -> str:
     """Wait for /readyz to answer 200 (ready) or 503; returns its body."""
     want = 200 if ready else 503
-    answer = wait_for(
+    answer = wait_until(
         lambda: (
             daemon.poll() is not None or ((a := _readyz(port)) is not None and a[0] == want and a)
         ),
@@ -84,7 +85,7 @@ def _until_ready(port: int, daemon: subprocess.Popen[bytes], log: Path, *, ready
 
 def _until_indexed(url: str, live: LiveChain, daemon: subprocess.Popen[bytes], log: Path) -> None:
     head = live.head()
-    wait_for(
+    wait_until(
         lambda: daemon.poll() is not None or _run(written(url))[0] == head,
         timeout=60,
         what=f"the checkpoint at block {head}",
@@ -197,10 +198,10 @@ def test_the_daemon_rides_out_killed_connections_and_a_lockout(
                         )
                     )
                     killed += sum(1 for r in rows if r[0])
-                _run(_admin(pg_admin_dsn, f"alter role {login} connection limit 0"))
+                _run(limit_connections(pg_admin_dsn, login, 0))
                 _run(_terminate(pg_admin_dsn, mine, login, database))
                 why = _until_ready(port, daemon, log, ready=False)
-                _run(_admin(pg_admin_dsn, f"alter role {login} connection limit -1"))
+                _run(limit_connections(pg_admin_dsn, login, -1))
                 _until_ready(port, daemon, log, ready=True)
             _until_indexed(database_url, live, daemon, log)
             daemon.send_signal(signal.SIGTERM)
@@ -212,14 +213,6 @@ def test_the_daemon_rides_out_killed_connections_and_a_lockout(
     retried = [r for r in json_lines(log.read_text()) if r["event"] == "step_retry"]
     assert any(r["error_type"] == "DatabaseUnavailable" for r in retried), retried[-5:]
     _nothing_lost_nor_doubled(database_url, live)
-
-
-async def _admin(admin: str, statement: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 def test_a_statement_timeout_is_retried_not_fatal(
@@ -235,9 +228,9 @@ def test_a_statement_timeout_is_retried_not_fatal(
         _until_ready(port, daemon, log, ready=True)
         with _locked(database_url, "indexer_checkpoints"):
             with Activity(live, every=0.05, events=20) as activity:
-                wait_for(lambda: activity.rounds >= 2, timeout=30, what="new blocks")
+                wait_until(lambda: activity.rounds >= 2, timeout=30, what="new blocks")
             _until_ready(port, daemon, log, ready=False)
-            wait_for(
+            wait_until(
                 lambda: "statement timeout" in log.read_text(),
                 timeout=30,
                 what="a statement timeout in the log",
@@ -298,11 +291,11 @@ def test_a_restarted_server_is_reconnected_and_nothing_is_lost(
         with running_indexer(["run"], _env(url, live, port), log_path=str(log)) as daemon:
             _until_ready(port, daemon, log, ready=True)
             with Activity(live, every=0.1, events=20) as activity:
-                wait_for(lambda: activity.rounds >= 3, timeout=30, what="blocks")
+                wait_until(lambda: activity.rounds >= 3, timeout=30, what="blocks")
                 server.stop()
                 _until_ready(port, daemon, log, ready=False)
                 rounds = activity.rounds
-                wait_for(lambda: activity.rounds >= rounds + 3, timeout=30, what="blocks")
+                wait_until(lambda: activity.rounds >= rounds + 3, timeout=30, what="blocks")
                 server.start()
                 _until_ready(port, daemon, log, ready=True)
             _until_indexed(url, live, daemon, log)

@@ -16,7 +16,8 @@ import pytest
 
 from indexer.devchain.anvil import free_port
 from tests.chainfixtures import INDEXER, indexer_env, running_indexer, wait_exit
-from tests.opskit import LiveChain, get, json_lines, small_chain, status, wait_until, with_secret
+from tests.opskit import LiveChain, get, json_lines, small_chain, status, with_secret
+from tests.polling import wait_until
 
 RPC_SECRET = "rpc-s3cret-key"
 

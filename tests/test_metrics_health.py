@@ -22,7 +22,6 @@ from tests.opskit import (
     PROMETHEUS,
     SECRET,
     LiveChain,
-    eventually,
     get,
     get_if,
     is_nan,
@@ -32,8 +31,8 @@ from tests.opskit import (
     scrape,
     small_chain,
     status,
-    wait_until,
 )
+from tests.polling import eventually, wait_until
 from tests.support import Fault, FaultSettings, RpcProxy
 
 LAG = "audifi_indexer_lag_blocks"

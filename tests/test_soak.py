@@ -26,9 +26,9 @@ from tests.faultkit import (
     live_chain,
     proxies_on_a_thread,
     reference,
-    wait_for,
 )
 from tests.opskit import get, json_lines, parse_metrics
+from tests.polling import wait_until
 from tests.support import Fault, FaultSettings, RpcProxy
 
 SOAK_SECONDS = float(os.environ.get("AUDIFI_SOAK_SECONDS", "60"))
@@ -139,7 +139,7 @@ def _until_at(
 ) -> None:
     """Until the checkpoint is `block` as the chain has it now: by hash, since a reorg
     keeps the height."""
-    wait_for(
+    wait_until(
         lambda: (
             daemon.poll() is not None
             or databases.run(checkpoint(url)) == (block, live.block_hash(block))

@@ -21,10 +21,12 @@ import pytest
 from indexer.config import load_settings
 from indexer.devchain.anvil import free_port
 from indexer.service import open_pool
+from tests import pg
 from tests.chainfixtures import INDEXER, indexer_env, running_indexer, wait_exit
 from tests.chainstate import mismatches, oracle
-from tests.faultkit import LiveChain, live_chain, wait_for
+from tests.faultkit import LiveChain, live_chain
 from tests.opskit import PrivatePostgres, get, json_lines
+from tests.polling import wait_until
 
 PASSWORD = "tls-Pw-9f3b"  # what must never be printed
 
@@ -116,20 +118,10 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
         )
         asyncio.run(_reload(trusting))
         found = TlsServer(server, certs / "ca.crt", certs / "other-ca.crt")
-        asyncio.run(_migrate(found.verified()))
+        asyncio.run(pg.migrate_to_head(found.verified()))
         yield found
     finally:
         server.remove()
-
-
-async def _migrate(url: str) -> None:
-    from indexer.migrate import migrate_up
-
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate_up(conn)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -206,13 +198,13 @@ def test_the_password_shows_nowhere(tls: TlsServer, live: LiveChain, tmp_path: P
     log = tmp_path / "daemon.log"
     env = indexer_env(url, live.chain, AUDIFI_METRICS_PORT=str(port))
     with running_indexer(["run"], env, log_path=str(log)) as daemon:
-        wait_for(lambda: (a := get(base + "/readyz")) and a[0] == 200, timeout=60, what="ready")
+        wait_until(lambda: (a := get(base + "/readyz")) and a[0] == 200, timeout=60, what="ready")
         tls.server.stop()
-        wait_for(
+        wait_until(
             lambda: "DatabaseUnavailable" in log.read_text(), timeout=30, what="a database error"
         )
         tls.server.start()
-        wait_for(lambda: (a := get(base + "/readyz")) and a[0] == 200, timeout=60, what="ready")
+        wait_until(lambda: (a := get(base + "/readyz")) and a[0] == 200, timeout=60, what="ready")
         pages = [get(base + path) for path in ("/metrics", "/healthz", "/readyz")]
         shown = [_cli(["status"], env), _cli(["status", "--json"], env)]
         daemon.send_signal(signal.SIGTERM)
