@@ -1,27 +1,34 @@
-"""Index a fixed range: fetch and decode ahead concurrently, commit in order.
+"""Index a fixed range: a bounded prefetch of fetched ranges, committed in order.
 
-Memory stays flat: at most `concurrency` prepared ranges wait for the writer, and
-they are decoded while the database writes the one before them.
-Contracts are discovered first from the factory's logs up to the range's end,
-so a range indexed out of order still knows every child deployed before it.
+Memory stays flat: at most `concurrency` ranges are fetched and decoded ahead of the
+writer, while the database writes the one before them. Contracts are discovered
+first, from the factory's logs up to the range's end, so a range fetched out of
+order still knows every child deployed before it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import structlog
 
 from indexer import metrics
-from indexer.decode import decode
-from indexer.errors import RangeTooLarge, Retryable
-from indexer.pacing import Backoff
-from indexer.registry import children_of
-from indexer.step import Pipeline, Prepared, commit, fetch_discovering, prepare, split
-from indexer.store.state import Mode
+from indexer.errors import Retryable
+from indexer.pacing import Backoff, wait_or_stop
+from indexer.registry import Registry
+from indexer.step import (
+    Pipeline,
+    Prepared,
+    commit,
+    discover_contracts,
+    discovery_start,
+    fetch_prepared,
+)
 
 log = structlog.get_logger("backfill")
 
@@ -34,56 +41,6 @@ class Progress:
     elapsed: float
 
 
-async def discover_children(p: Pipeline, *, since: int, until: int) -> None:
-    """Learn every contract the factory deployed in [since, until] (its logs only)."""
-    start = since
-    while start <= until:
-        end = p.planner.end_for(start, until)
-        try:
-            fetched = await p.source.fetch(start, end, [p.registry.factory.address])
-        except RangeTooLarge as e:
-            p.planner.refused(e, start=start, end=end)
-            continue
-        events = [decode(g, p.registry.factory) for g in fetched.logs]
-        p.registry.add(children_of(e for e in events if e is not None))
-        start = end + 1
-
-
-async def _fetch_chunks(p: Pipeline, start: int, end: int, head: int) -> list[Prepared]:
-    """Fetch and decode [start, end] as one or more chunks, split where the node refuses
-    and where a range holds more logs than one transaction should."""
-    chunks: list[Prepared] = []
-    backoff = Backoff()
-    while start <= end:
-        stop = min(end, p.planner.end_for(start, end))
-        try:
-            found = await fetch_discovering(
-                p, start, stop, all_headers=stop > head - p.reorg_window
-            )
-        except RangeTooLarge as e:
-            p.planner.refused(e, start=start, end=stop)
-            metrics.GETLOGS_SPLITS.inc()
-            continue
-        except Retryable as e:
-            metrics.STEP_RETRIES.labels(type(e).__name__).inc()
-            log.warning("fetch_retry", from_block=start, to_block=stop, error=str(e))
-            await asyncio.sleep(backoff.next())
-            continue
-        p.planner.succeeded(blocks=stop - start + 1, logs=len(found.fetched.logs))
-        chunks.extend(
-            prepare(part, p.store.chain_id) for part in split(found, p.planner.target_logs)
-        )
-        start = stop + 1
-    return chunks
-
-
-async def _planned(p: Pipeline, start: int, end: int) -> AsyncIterator[tuple[int, int]]:
-    while start <= end:
-        stop = p.planner.end_for(start, end)
-        yield start, stop
-        start = stop + 1
-
-
 async def backfill(
     p: Pipeline,
     start: int,
@@ -91,55 +48,79 @@ async def backfill(
     *,
     head: int,
     concurrency: int,
+    stop: asyncio.Event | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> Progress:
-    """Index exactly [start, end]. Idempotent; safe beside a running follower."""
+    """Index exactly [start, end] (less, only if `stop` is set). Idempotent; safe beside a
+    running follower. A retryable error backs off and resumes at the first block not yet
+    committed; a fatal one propagates."""
     began = time.perf_counter()
-    metrics.BACKFILL_TOTAL_BLOCKS.set(end - start + 1)
+    total = end - start + 1
+    metrics.BACKFILL_TOTAL_BLOCKS.set(total)
     metrics.BACKFILL_TARGET_BLOCK.set(end)
-    await discover_children(p, since=p.registry.factory.since_block, until=end)
-    pending: asyncio.Queue[asyncio.Task[list[Prepared]] | None] = asyncio.Queue(concurrency)
-    events = 0
-
-    async def produce() -> None:
-        async for a, b in _planned(p, start, end):
-            await pending.put(asyncio.create_task(_fetch_chunks(p, a, b, head)))
-        await pending.put(None)
-
-    producer = asyncio.create_task(produce())
-    try:
-        while (task := await pending.get()) is not None:
-            for prepared in await task:
-                events += await _commit_retrying(p, prepared, head)
-                done = prepared.to_block - start + 1
-                metrics.BACKFILL_DONE_BLOCKS.set(done)
-                metrics.BATCHES.labels("backfill").inc()
-                if on_progress:
-                    on_progress(
-                        Progress(done, end - start + 1, events, time.perf_counter() - began)
-                    )
-    finally:
-        producer.cancel()
-        while not pending.empty():
-            leftover = pending.get_nowait()
-            if leftover is not None:
-                leftover.cancel()
-    return Progress(end - start + 1, end - start + 1, events, time.perf_counter() - began)
-
-
-async def _commit_retrying(p: Pipeline, prepared: Prepared, head: int) -> int:
-    """Commit a prepared chunk; on a retryable failure fetch that range again and retry."""
     backoff = Backoff()
-    while True:
+    registry: Registry | None = None
+    next_block, events = start, 0
+    while next_block <= end and not (stop and stop.is_set()):
         try:
-            committed = await commit(p, prepared, mode=Mode.BACKFILL, head=head, based_on=None)
-            return sum(committed.new_rows.values())
+            if registry is None:
+                registry = await _discover(p, until=end)
+            async with aclosing(
+                _prefetched(p, registry, next_block, end, head, concurrency)
+            ) as ranges:
+                async for prepared in ranges:
+                    committed = await commit(p, prepared, head=head, expected=None, durable=False)
+                    backoff.reset()
+                    next_block = prepared.to_block + 1
+                    events += sum(committed.new_rows.values())
+                    metrics.BACKFILL_DONE_BLOCKS.set(next_block - start)
+                    metrics.BATCHES.labels("backfill").inc()
+                    if on_progress:
+                        elapsed = time.perf_counter() - began
+                        on_progress(Progress(next_block - start, total, events, elapsed))
+                    if stop and stop.is_set():
+                        break
         except Retryable as e:
             metrics.STEP_RETRIES.labels(type(e).__name__).inc()
-            log.warning("commit_retry", from_block=prepared.from_block, error=str(e))
-            await asyncio.sleep(backoff.next())
-            refetched = await _fetch_chunks(p, prepared.from_block, prepared.to_block, head)
-            if len(refetched) == 1:
-                prepared = refetched[0]
-            else:
-                return sum([await _commit_retrying(p, f, head) for f in refetched])
+            log.warning("backfill_retry", from_block=next_block, error=str(e))
+            await wait_or_stop(stop, backoff.next())
+    return Progress(next_block - start, total, events, time.perf_counter() - began)
+
+
+async def _discover(p: Pipeline, *, until: int) -> Registry:
+    """What is committed, plus every child the factory deployed above the checkpoint."""
+    position = await p.store.position()
+    registry = p.registry(position)
+    await discover_contracts(p, registry, since=discovery_start(p, position), until=until)
+    registry.publish()
+    return registry
+
+
+async def _prefetched(
+    p: Pipeline, registry: Registry, start: int, end: int, head: int, concurrency: int
+) -> AsyncGenerator[Prepared, None]:
+    """[start, end] in planned ranges, up to `concurrency` fetched ahead, yielded in chain
+    order. Leaving early cancels what is still being fetched."""
+    pending: deque[asyncio.Task[list[Prepared]]] = deque()
+    planned = start
+
+    def refill() -> None:
+        nonlocal planned
+        while planned <= end and len(pending) < concurrency:
+            last = p.planner.end_for(planned, end)
+            pending.append(
+                asyncio.create_task(fetch_prepared(p, registry, planned, last, head=head))
+            )
+            planned = last + 1
+
+    try:
+        refill()
+        while pending:
+            fetching = pending.popleft()
+            refill()  # keep `concurrency` in flight while this one is awaited and written
+            for prepared in await fetching:
+                yield prepared
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

@@ -54,6 +54,14 @@ class RawLog(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Everything up to and including this block is indexed, and this is its hash."""
+
+    number: int
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class TrackedContract:
     """A contract whose logs are followed, from the block that created it."""
 
@@ -61,6 +69,16 @@ class TrackedContract:
     kind: ContractKind
     since_block: int
     owner_id: UUID | None = None  # masterId for NFTs and distributors, artistId for coins
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where an index stands, read in one transaction: its checkpoint and every child
+    contract it has committed. Every child deployed at or below the checkpoint is among
+    them, because a batch commits its range's children with the checkpoint it advances."""
+
+    checkpoint: Checkpoint | None
+    contracts: tuple[TrackedContract, ...]
 
 
 class MasterDeployed(NamedTuple):

@@ -12,13 +12,13 @@ import typer
 
 from indexer import migrate, statusreport
 from indexer.backfill import Progress, backfill
+from indexer.chain import Checkpoint
 from indexer.config import Settings
 from indexer.errors import ConfigError, Fatal
 from indexer.service import open_pipeline, open_pool
 from indexer.step import Pipeline
 from indexer.store.db import connection
-from indexer.store.state import Checkpoint
-from indexer.views import refresh_views
+from indexer.store.ops import refresh_views
 
 log = structlog.get_logger("commands")
 

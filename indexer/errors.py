@@ -68,3 +68,18 @@ class SchemaBehind(Fatal):
 
 class ConfigError(Fatal):
     """A setting is missing or invalid."""
+
+
+class MissingHeaders(InconsistentResponse):
+    """Rows are stored in blocks of the batch for which it holds no header: the caller
+    fetches `numbers` and commits again (the node gave no logs there, so either those
+    rows are from a lost branch or the node's answer left them out)."""
+
+    def __init__(self, message: str, *, numbers: frozenset[int]) -> None:
+        super().__init__(message)
+        self.numbers = numbers
+
+
+class IndexMoved(Retryable):
+    """Another writer moved the checkpoint or the tracked contracts after this batch read
+    them: the batch is rejected and the step runs again from what is now committed."""

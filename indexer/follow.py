@@ -1,16 +1,15 @@
-"""Drive follow_step() at the head until stopped."""
+"""Drive follow_step() at the head until stopped; far behind, hand over to a catch-up."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import structlog
 
 from indexer import metrics
-from indexer.backfill import backfill
 from indexer.errors import Retryable
 from indexer.health import Health
 from indexer.pacing import Backoff, wait_or_stop
@@ -22,28 +21,9 @@ CATCH_UP_MIN_BLOCKS = 1_000
 STOP_GRACE_SECONDS = 5.0
 T = TypeVar("T")
 
-
-async def catch_up(p: Pipeline, *, concurrency: int, health: Health) -> bool:
-    """Far behind the head, index in large batches fetched ahead concurrently (the
-    backfill driver, which advances the checkpoint because it starts right after it).
-    Stops short of the reorg window, where the follower's per-block checks take over.
-    Returns whether it had anything to do."""
-    checkpoint = await p.store.checkpoint()
-    head = await p.source.head()
-    end = head - max(p.confirmations, p.reorg_window)
-    if checkpoint is None or end - checkpoint.number < CATCH_UP_MIN_BLOCKS:
-        return False
-    start = checkpoint.number + 1
-    log.info("catch_up", from_block=start, to_block=end, head=head)
-    await backfill(
-        p,
-        start,
-        end,
-        head=head,
-        concurrency=concurrency,
-        on_progress=lambda done: health.progressed(start - 1 + done.done_blocks, head=head),
-    )
-    return True
+# Indexes [from_block, to_block] in large batches fetched ahead (the backfill driver,
+# which moves the checkpoint because the range starts right after it); `head` as read.
+CatchUp = Callable[[int, int, int], Awaitable[object]]
 
 
 async def follow(
@@ -52,23 +32,27 @@ async def follow(
     poll_interval: float,
     stop: asyncio.Event,
     health: Health,
-    concurrency: int = 3,
+    catch_up: CatchUp,
 ) -> None:
-    """Index new blocks as they arrive; Retryable errors back off and run the step again.
+    """Index new blocks as they arrive; a Retryable error backs off and runs the step
+    again. Far from the head (at start and after errors), `catch_up` runs first, up to
+    the reorg window, where the per-block checks of follow_step take over.
 
-    Fatal errors propagate. On stop, the step in flight commits or rolls back first
-    (it is cancelled if it takes longer than STOP_GRACE_SECONDS)."""
+    Fatal errors propagate. On stop, the work in flight commits or rolls back first (it
+    is cancelled if it takes longer than STOP_GRACE_SECONDS)."""
     backoff = Backoff()
-    maybe_far_behind = True  # at start, and after errors (the node may have run ahead)
+    maybe_far_behind = True
     while not stop.is_set():
         started = time.perf_counter()
         try:
             if maybe_far_behind:
-                caught_up = catch_up(p, concurrency=concurrency, health=health)
-                if await _unless_stopped(caught_up, stop) is None:
-                    break
+                behind = await _range_to_catch_up(p)
+                if behind is not None:
+                    log.info("catch_up", from_block=behind[0], to_block=behind[1], head=behind[2])
+                    if await _unless_stopped(catch_up(*behind), stop) is None:
+                        break
                 maybe_far_behind = False
-            result = await _unless_stopped(follow_step(p), stop)
+            stepped = await _unless_stopped(follow_step(p), stop)
         except Retryable as e:
             maybe_far_behind = True
             health.failed()
@@ -76,24 +60,35 @@ async def follow(
             log.warning("step_retry", error=str(e), error_type=type(e).__name__)
             await wait_or_stop(stop, backoff.next())
             continue
-        if result is None:
+        if stepped is None:
             break
+        result = stepped.result()
         backoff.reset()
         metrics.BATCH_DURATION.observe(time.perf_counter() - started)
-        await health.stepped(result)
+        health.stepped(result)
         if result.outcome is Outcome.PROGRESSED:
             _log_step(result, time.perf_counter() - started)
             metrics.BATCHES.labels("follow").inc()
             if result.to_block < result.head - p.confirmations:
                 maybe_far_behind = result.head - result.to_block > CATCH_UP_MIN_BLOCKS
                 continue
-        if result.outcome in (Outcome.IDLE, Outcome.WAITING, Outcome.PROGRESSED):
+        if result.outcome is not Outcome.REORG:
             await wait_or_stop(stop, poll_interval)
 
 
-async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
+async def _range_to_catch_up(p: Pipeline) -> tuple[int, int, int] | None:
+    """(from_block, to_block, head) when the checkpoint is far below the reorg window."""
+    checkpoint = await p.store.checkpoint()
+    head = await p.source.head()
+    end = head - max(p.confirmations, p.reorg_window)
+    if checkpoint is None or end - checkpoint.number < CATCH_UP_MIN_BLOCKS:
+        return None
+    return checkpoint.number + 1, end, head
+
+
+async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> asyncio.Future[T] | None:
     """Run `work`; on stop, let it finish for a grace period, then cancel it (its
-    transaction rolls back). None when it was cancelled."""
+    transaction rolls back). The finished work, or None when it was cancelled."""
     step = asyncio.ensure_future(work)
     stopping = asyncio.ensure_future(stop.wait())
     try:
@@ -104,7 +99,8 @@ async def _unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event) -> 
             step.cancel()
             await asyncio.gather(step, return_exceptions=True)
             return None
-        return step.result()
+        step.result()  # raises what the work raised
+        return step
     finally:
         stopping.cancel()
 

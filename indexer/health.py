@@ -15,7 +15,6 @@ import prometheus_client
 from aiohttp import web
 
 from indexer import metrics
-from indexer.errors import DatabaseUnavailable
 from indexer.step import StepResult
 from indexer.store.state import Store
 
@@ -53,22 +52,15 @@ class Health:
         self.failing = True
         metrics.UP.set(0)
 
-    async def stepped(self, result: StepResult) -> None:
-        """Record a successful step and set the lag metrics; never raises for a database
-        that went away in between (the next step will report it)."""
-        if self.store is None:
-            return
-        try:
-            checkpoint = await self.store.checkpoint()
-            stamp = await self.store.block_timestamp(checkpoint.number) if checkpoint else None
-        except DatabaseUnavailable:
-            self.failed()
-            return
-        if checkpoint is None:
+    def stepped(self, result: StepResult) -> None:
+        """Record a successful step and set the lag metrics from what it committed."""
+        if result.checkpoint is None:
             self.last_turn = self.last_ok = time.monotonic()
             self.failing = False
             return
-        self.progressed(checkpoint.number, head=result.head, timestamp=stamp)
+        self.progressed(
+            result.checkpoint.number, head=result.head, timestamp=result.checkpoint_time
+        )
 
     def progressed(self, indexed: int, *, head: int, timestamp: int | None = None) -> None:
         """Record that everything up to `indexed` is committed with the node at `head`
@@ -104,10 +96,10 @@ class Health:
         if self.lag_blocks is None:
             return False, "not caught up yet"
         try:
-            await asyncio.wait_for(self.store.pool.fetchval("select 1"), timeout=2.0)
+            await asyncio.wait_for(self.store.ping(), timeout=2.0)
         except Exception as e:  # the readiness probe reports any failure, it never raises
             metrics.UP.set(0)
-            return False, f"database: {type(e).__name__}"
+            return False, f"database: {type(e.__cause__ or e).__name__}"
         if self.failing:
             return False, "the last step failed (node or database)"
         if time.monotonic() - self.last_ok > _ALIVE_SECONDS:

@@ -1,31 +1,50 @@
-"""Waiting between attempts: capped exponential backoff with jitter, and stop-aware sleeps."""
+"""Waiting between attempts: one backoff rule (exponential, capped, optionally jittered)
+for every retry and rest in the indexer, and sleeps that end when the process stops."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import random
+from dataclasses import dataclass, field
 
-_BACKOFF = (0.2, 30.0)
+
+@dataclass(frozen=True, slots=True)
+class BackoffPolicy:
+    """base * 2^(attempt-1) seconds, capped; with jitter drawn from the upper half, so
+    that many waiters spread out."""
+
+    base: float
+    cap: float
+    jitter: bool = True
+
+    def delay(self, attempt: int) -> float:
+        delay = min(self.cap, self.base * 2 ** (max(1, attempt) - 1))
+        return random.uniform(delay / 2, delay) if self.jitter else delay
 
 
+STEP_BACKOFF = BackoffPolicy(base=0.2, cap=30.0)  # a driver running a failed step again
+
+
+@dataclass(slots=True)
 class Backoff:
-    """Exponential, capped, jittered waits between failed attempts."""
+    """Consecutive failures of one loop, and how long to wait after the latest."""
 
-    def __init__(self) -> None:
-        self.failures = 0
+    policy: BackoffPolicy = field(default=STEP_BACKOFF)
+    failures: int = 0
 
     def next(self) -> float:
         self.failures += 1
-        low, high = _BACKOFF
-        delay = min(high, low * 2 ** (self.failures - 1))
-        return random.uniform(delay / 2, delay)
+        return self.policy.delay(self.failures)
 
     def reset(self) -> None:
         self.failures = 0
 
 
-async def wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep that ends early when `stop` is set."""
+async def wait_or_stop(stop: asyncio.Event | None, seconds: float) -> None:
+    """Sleep that ends early when `stop` is set (a plain, cancellable sleep without one)."""
+    if stop is None:
+        await asyncio.sleep(seconds)
+        return
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)

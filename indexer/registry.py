@@ -16,11 +16,16 @@ from indexer.chain import (
 
 
 class Registry:
-    """Address -> tracked contract. A child is followed from its creation block on."""
+    """Address -> tracked contract. A child is followed from its creation block on.
 
-    def __init__(self, factory: TrackedContract) -> None:
+    Built from what is committed (`Position.contracts`) plus what a batch discovers in
+    its own range, never kept across steps: a process cannot fetch with a registry older
+    than the checkpoint it continues from."""
+
+    def __init__(self, factory: TrackedContract, children: Iterable[TrackedContract] = ()) -> None:
         self.factory = factory
         self._by_address: dict[bytes, TrackedContract] = {factory.address: factory}
+        self.add(children)
 
     def get(self, address: bytes) -> TrackedContract | None:
         return self._by_address.get(address)
@@ -31,19 +36,21 @@ class Registry:
     def add(self, contracts: Iterable[TrackedContract]) -> None:
         for contract in contracts:
             self._by_address[contract.address] = contract
-        self._publish()
 
-    def replace(self, contracts: Iterable[TrackedContract]) -> None:
-        """Forget every child and load these (after a reorg removed some)."""
-        self._by_address = {self.factory.address: self.factory}
-        self.add(contracts)
+    def new(self, contracts: Iterable[TrackedContract]) -> list[TrackedContract]:
+        """Those of `contracts` this registry does not track as they are."""
+        return [c for c in contracts if self._by_address.get(c.address) != c]
+
+    def __len__(self) -> int:
+        return len(self._by_address)
 
     def copy(self) -> Registry:
         clone = Registry(self.factory)
         clone._by_address = dict(self._by_address)
         return clone
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
+        """Export how many contracts of each kind are followed."""
         counts = dict.fromkeys(ContractKind, 0)
         for contract in self._by_address.values():
             counts[contract.kind] += 1

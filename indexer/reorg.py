@@ -7,9 +7,10 @@ a block (a lagging replica, or anvil rebuilding a branch) is waited out.
 from __future__ import annotations
 
 from indexer import metrics
+from indexer.chain import Checkpoint
 from indexer.errors import NotReady, ReorgTooDeep
 from indexer.source import ChainSource
-from indexer.store.state import Checkpoint, Store
+from indexer.store.state import Store
 
 
 async def find_fork(source: ChainSource, store: Store, checkpoint: Checkpoint) -> Checkpoint:

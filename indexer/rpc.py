@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,15 +29,25 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from indexer import metrics
 from indexer.errors import NotReady, RangeTooLarge, RpcError, RpcUnavailable
 from indexer.limits import parse_limit_error
+from indexer.pacing import BackoffPolicy
 
 log = structlog.get_logger("rpc")
 
 Call = tuple[str, Sequence[Any]]
 
+
+@dataclass(frozen=True, slots=True)
+class Reverted:
+    """A call the node executed and that reverted: an answer, with `reverts_as_results`."""
+
+    message: str
+
+
 _FATAL_CODES = {-32600, -32601, -32602}
 _NOT_THERE_YET = ("beyond current head", "unknown block", "header not found", "block not found")
-_BACKOFF_CAP = 10.0
-_ENDPOINT_COOLDOWN = (1.0, 15.0)
+_RETRY_BACKOFF = BackoffPolicy(base=0.1, cap=10.0)  # between attempts of one request
+_LAGGING_BACKOFF = BackoffPolicy(base=0.05, cap=5.0)  # between asks of a lagging replica
+_ENDPOINT_REST = BackoffPolicy(base=1.0, cap=15.0, jitter=False)  # a failing URL's rest
 _RETRY_AFTER_CAP = 60.0
 _LAGGING_TRIES = 3  # asks for a block a replica behind the URL lacked
 _DOWN_AFTER = 3  # consecutive failures before a URL is reported down (one is a hiccup)
@@ -101,8 +110,9 @@ class _Endpoints:
     def failed(self, endpoint: _Endpoint, retry_after: float | None) -> None:
         """A failing URL rests, longer each time; alone, it rests only as long as it asks."""
         endpoint.failures += 1
-        low, high = _ENDPOINT_COOLDOWN
-        rest = min(high, low * 2 ** (endpoint.failures - 1)) if len(self.items) > 1 else 0.0
+        rest = 0.0
+        if len(self.items) > 1:
+            rest = _ENDPOINT_REST.delay(endpoint.failures)
         if retry_after is not None:
             rest = max(rest, min(retry_after, _RETRY_AFTER_CAP))
         endpoint.cooldown_until = time.monotonic() + rest
@@ -124,11 +134,6 @@ class _Endpoints:
             endpoint.head = block - 1
             if len(self.items) > 1:
                 log.info("rpc_endpoint_behind", endpoint=endpoint.index, lacks_block=block)
-
-
-def _backoff(attempt: int) -> float:
-    backoff = min(_BACKOFF_CAP, 0.1 * 2 ** (attempt - 1))
-    return random.uniform(backoff / 2, backoff)
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -175,8 +180,16 @@ class RpcClient:
         (result,) = await self.batch([(method, params)], min_block=min_block)
         return result
 
-    async def batch(self, calls: Sequence[Call], *, min_block: int | None = None) -> list[Any]:
-        """Many calls in one HTTP request; results in call order. All succeed or it raises.
+    async def batch(
+        self,
+        calls: Sequence[Call],
+        *,
+        min_block: int | None = None,
+        reverts_as_results: bool = False,
+    ) -> list[Any]:
+        """Many calls in one HTTP request; results in call order. All succeed or it raises,
+        except that with `reverts_as_results` a reverted call is a `Reverted` result (an
+        ownerOf of a burned token reverts, and that is an answer).
 
         `min_block` is the highest block the calls need: the request goes to a URL
         believed to have it, and a URL found lacking it hands over to one that has it.
@@ -188,7 +201,7 @@ class RpcClient:
         for attempt in range(1, _LAGGING_TRIES + 1):
             last = attempt == _LAGGING_TRIES or min_block is None
             try:
-                results = await self._retried(calls, min_block)
+                results = await self._retried(calls, min_block, reverts_as_results)
             except (NotReady, RangeTooLarge) as e:
                 if last or not _says_lacking(e):
                     raise
@@ -198,10 +211,12 @@ class RpcClient:
                     return results
                 reason = "NullHeader"
             metrics.RPC_RETRIES.labels(reason).inc()
-            await asyncio.sleep(_backoff(attempt) / 2)
+            await asyncio.sleep(_LAGGING_BACKOFF.delay(attempt))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def _retried(self, calls: Sequence[Call], min_block: int | None) -> list[Any]:
+    async def _retried(
+        self, calls: Sequence[Call], min_block: int | None, reverts_as_results: bool = False
+    ) -> list[Any]:
         """One request, retried while `is_retryable` says so (across URLs)."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
@@ -212,7 +227,8 @@ class RpcClient:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._send(calls, self._endpoints.pick(min_block), min_block)
+                endpoint = self._endpoints.pick(min_block)
+                return await self._send(calls, endpoint, min_block, reverts_as_results)
         raise AssertionError("unreachable: tenacity reraises")
 
     async def head(self) -> int:
@@ -234,10 +250,15 @@ class RpcClient:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, EndpointBehind):
             return 0.0
-        return max(_backoff(state.attempt_number), self._endpoints.seconds_until_usable())
+        wait = _RETRY_BACKOFF.delay(state.attempt_number)
+        return max(wait, self._endpoints.seconds_until_usable())
 
     async def _send(
-        self, calls: Sequence[Call], endpoint: _Endpoint, min_block: int | None
+        self,
+        calls: Sequence[Call],
+        endpoint: _Endpoint,
+        min_block: int | None,
+        reverts_as_results: bool = False,
     ) -> list[Any]:
         ids = [next(self._ids) for _ in calls]
         body = orjson.dumps(
@@ -251,7 +272,7 @@ class RpcClient:
         try:
             payload = await self._post(endpoint.url, body)
             try:
-                results = _unpack(payload, ids, calls)
+                results = _unpack(payload, ids, calls, reverts_as_results=reverts_as_results)
             except (NotReady, RangeTooLarge) as e:
                 self._lacking(endpoint, e, min_block)
                 raise
@@ -341,7 +362,9 @@ def _is_error_answer(payload: Any) -> bool:
     return isinstance(payload, dict) and isinstance(payload.get("error"), dict)
 
 
-def _unpack(payload: Any, ids: list[int], calls: Sequence[Call]) -> list[Any]:
+def _unpack(
+    payload: Any, ids: list[int], calls: Sequence[Call], *, reverts_as_results: bool = False
+) -> list[Any]:
     """Match answers to calls by id; anything missing or foreign means the answer is bad."""
     if isinstance(payload, dict) and len(ids) == 1:
         payload = [payload]
@@ -350,7 +373,23 @@ def _unpack(payload: Any, ids: list[int], calls: Sequence[Call]) -> list[Any]:
     by_id = {item.get("id"): item for item in payload if isinstance(item, dict)}
     if set(by_id) != set(ids) or len(payload) != len(ids):
         raise RpcUnavailable(f"batch answer has {len(by_id)} usable items for {len(ids)} calls")
-    return [_result(by_id[i], method) for i, (method, _) in zip(ids, calls, strict=True)]
+    results: list[Any] = []
+    for i, (method, _) in zip(ids, calls, strict=True):
+        item = by_id[i]
+        revert = _reverted(item) if reverts_as_results else None
+        results.append(revert or _result(item, method))
+    return results
+
+
+def _reverted(item: dict[str, Any]) -> Reverted | None:
+    """The item's revert (code 3, or a message saying so), if it is one."""
+    error = item.get("error")
+    if not isinstance(error, dict):
+        return None
+    message = str(error.get("message", ""))
+    if error.get("code") == 3 or "revert" in message.lower():
+        return Reverted(message)
+    return None
 
 
 def _result(item: dict[str, Any], method: str) -> Any:

@@ -1,4 +1,4 @@
-"""Wiring: settings -> pool, node, store, registry, pipeline; and the daemon's lifecycle."""
+"""Wiring: settings -> pool, node, store, pipeline; and the daemon's lifecycle."""
 
 from __future__ import annotations
 
@@ -11,20 +11,20 @@ import asyncpg
 import structlog
 
 from indexer import __version__, metrics
-from indexer.chain import ContractKind, TrackedContract
+from indexer.backfill import backfill
+from indexer.chain import Checkpoint, ContractKind, TrackedContract
 from indexer.config import Settings, redact_url
 from indexer.errors import Fatal, Retryable, RpcError, SchemaBehind
-from indexer.follow import follow
+from indexer.follow import CatchUp, follow
 from indexer.health import Health, serve
 from indexer.migrate import MigrationError, pending_versions
 from indexer.pacing import Backoff, wait_or_stop
 from indexer.ranges import RangePlanner
-from indexer.registry import Registry
 from indexer.rpc import RpcClient
 from indexer.source import ChainSource
 from indexer.step import Pipeline
 from indexer.store.db import connection, create_pool, database_errors
-from indexer.store.state import Checkpoint, Store
+from indexer.store.state import Store
 from indexer.views import refresh_views_periodically
 
 log = structlog.get_logger("service")
@@ -89,8 +89,6 @@ async def open_pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         since = settings.start_block
         if since is None:
             since = await find_deployment_block(source, settings.factory, await source.head())
-        registry = Registry(TrackedContract(settings.factory, ContractKind.FACTORY, since))
-        registry.add(await store.tracked_contracts())
         planner = RangePlanner(
             span=settings.getlogs_initial_range,
             max_span=settings.getlogs_max_range,
@@ -99,7 +97,7 @@ async def open_pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         yield Pipeline(
             source=source,
             store=store,
-            registry=registry,
+            factory=TrackedContract(settings.factory, ContractKind.FACTORY, since),
             planner=planner,
             reorg_window=settings.reorg_window,
             confirmations=settings.confirmations,
@@ -114,7 +112,7 @@ async def ensure_checkpoint(p: Pipeline) -> Checkpoint:
     existing = await p.store.checkpoint()
     if existing is not None:
         return existing
-    before = p.registry.factory.since_block - 1
+    before = p.factory.since_block - 1
     header = (await p.source.headers([before]))[before] if before >= 0 else None
     checkpoint = Checkpoint(before, header.hash if header else bytes(32))
     await p.store.init_checkpoint(checkpoint)
@@ -172,6 +170,7 @@ async def _serve_and_follow(
     p: Pipeline, settings: Settings, stop: asyncio.Event, health: Health
 ) -> None:
     checkpoint = await ensure_checkpoint(p)
+    position = await p.store.position()
     refresher = None
     if settings.view_refresh_interval > 0:
         refresher = asyncio.create_task(
@@ -181,7 +180,7 @@ async def _serve_and_follow(
         "started",
         chain_id=p.store.chain_id,
         checkpoint=checkpoint.number,
-        contracts=len(p.registry.addresses(up_to=2**63)),
+        contracts=len(position.contracts) + 1,
         metrics=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
     )
     try:
@@ -189,6 +188,24 @@ async def _serve_and_follow(
     finally:
         if refresher is not None:
             refresher.cancel()
+
+
+def _catch_up(p: Pipeline, settings: Settings, stop: asyncio.Event, health: Health) -> CatchUp:
+    """The daemon's catch-up: the backfill driver over [start, end], reporting progress
+    to the health endpoints as each batch commits."""
+
+    async def catch_up(start: int, end: int, head: int) -> None:
+        await backfill(
+            p,
+            start,
+            end,
+            head=head,
+            concurrency=settings.fetch_concurrency,
+            stop=stop,
+            on_progress=lambda done: health.progressed(start - 1 + done.done_blocks, head=head),
+        )
+
+    return catch_up
 
 
 async def _follow_or_linger(
@@ -202,7 +219,7 @@ async def _follow_or_linger(
             poll_interval=settings.poll_interval,
             stop=stop,
             health=health,
-            concurrency=settings.fetch_concurrency,
+            catch_up=_catch_up(p, settings, stop, health),
         )
     except Fatal as e:
         health.halt(type(e).__name__)

@@ -20,7 +20,7 @@ from eth_hash.auto import keccak
 
 from indexer.chain import BlockRef, RawLog
 from indexer.errors import InconsistentResponse, NotReady, RangeTooLarge, RpcError
-from indexer.rpc import Call, RpcClient
+from indexer.rpc import Call, Reverted, RpcClient
 
 ADDRESSES_PER_REQUEST = 500
 _POSITION = operator.itemgetter(0, 3)  # RawLog (block_number, log_index)
@@ -128,6 +128,25 @@ class ChainSource:
             "eth_getCode", ["0x" + address.hex(), _hex(block)], min_block=block
         )
         return isinstance(code, str) and len(code) > 2
+
+    async def eth_calls(
+        self, calls: Sequence[tuple[bytes, bytes]], block: int
+    ) -> list[bytes | None]:
+        """eth_call each (contract, calldata) at `block`: its return data, or None where the
+        call reverted (ownerOf of a burned token does)."""
+        out: list[bytes | None] = []
+        for start in range(0, len(calls), self._batch_size):
+            chunk = calls[start : start + self._batch_size]
+            results = await self.rpc.batch(
+                [
+                    ("eth_call", [{"to": "0x" + to.hex(), "data": "0x" + data.hex()}, _hex(block)])
+                    for to, data in chunk
+                ],
+                min_block=block,
+                reverts_as_results=True,
+            )
+            out += [None if isinstance(r, Reverted) else _bytes(r) for r in results]
+        return out
 
     async def fetch(
         self,

@@ -5,43 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from indexer.step import Pipeline
-
-_COUNTS = """
-select 'nft_transfers' as kind, count(*) as n from nft_transfers where chain_id = $1
-union all select 'token_transfers', count(*) from token_transfers where chain_id = $1
-union all select 'dividend_events', count(*) from dividend_events where chain_id = $1
-union all select 'dividend_claims', count(*) from dividend_claims where chain_id = $1
-union all select 'master_contracts', count(*) from master_contracts where chain_id = $1
-union all select 'artist_tokens', count(*) from artist_tokens where chain_id = $1
-union all select 'quarantined', count(*) from indexer_quarantine where chain_id = $1
-"""
-
-_LAST_REORG = """
-select detected_at, fork_block, depth, events_reverted from indexer_reorgs
-where chain_id = $1 order by id desc limit 1
-"""
+from indexer.store.ops import event_counts, last_reorg
 
 
 async def collect(p: Pipeline) -> dict[str, Any]:
     head = await p.source.head()
-    checkpoint = await p.store.checkpoint()
-    rows = await p.store.pool.fetch(_COUNTS, p.store.chain_id)
-    reorg = await p.store.pool.fetchrow(_LAST_REORG, p.store.chain_id)
-    indexed = checkpoint.number if checkpoint else None
+    position = await p.store.position()
+    counts = await event_counts(p.store.pool, p.store.chain_id)
+    reorg = await last_reorg(p.store.pool, p.store.chain_id)
+    indexed = position.checkpoint.number if position.checkpoint else None
     return {
         "chain_id": p.store.chain_id,
         "head_block": head,
         "indexed_block": indexed,
         "lag_blocks": head - indexed if indexed is not None else None,
-        "tracked_contracts": len(p.registry.addresses(up_to=head)),
-        "events": {r["kind"]: r["n"] for r in rows},
+        "tracked_contracts": len(p.registry(position).addresses(up_to=head)),
+        "events": {
+            ("quarantined" if k == "indexer_quarantine" else k): n for k, n in counts.items()
+        },
         "last_reorg": None
         if reorg is None
         else {
-            "detected_at": reorg["detected_at"].isoformat(),
-            "fork_block": reorg["fork_block"],
-            "depth": reorg["depth"],
-            "events_reverted": reorg["events_reverted"],
+            "detected_at": reorg.detected_at.isoformat(),
+            "fork_block": reorg.fork_block,
+            "depth": reorg.depth,
+            "events_reverted": reorg.events_reverted,
         },
     }
 

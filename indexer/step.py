@@ -1,28 +1,47 @@
-"""One idempotent unit of work: fetch a range, check it links to what is stored,
-decode, and commit rows + derived state + checkpoint in one transaction.
+"""The unit of work both drivers share: fetch and prepare a range; commit a prepared range.
 
-The drivers (follow, backfill) only schedule steps; recovering from an error
-means running the step again.
+    fetch_prepared  node -> validated logs and headers (source) -> events, with the children
+                    the factory deploys inside the range discovered and fetched in the same
+                    step (decode, registry) -> cut into batches of bounded size -> staged
+                    rows (derive). Covers the range in as many requests as the node accepts.
+    commit          staged rows + headers -> ONE transaction (store): raw rows, derived
+                    state, reorg window, and the checkpoint, moved by `checkpoint.advanced`
+                    and fenced against the position the batch was fetched on.
+    follow_step     position -> fetch -> link check -> commit; at the tip, a reorg check.
+
+Idempotent: committing a range twice writes nothing the second time, so recovering from
+any error means running the work again. The drivers (follow, backfill) only schedule it.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 import structlog
 
 from indexer import metrics
-from indexer.chain import BlockRef, RawLog, TrackedContract
+from indexer.chain import (
+    BlockRef,
+    Checkpoint,
+    Event,
+    Position,
+    Quarantined,
+    RawLog,
+    TrackedContract,
+)
 from indexer.decode import decode
 from indexer.derive import StagedRows, stage_rows
-from indexer.errors import RangeTooLarge
+from indexer.errors import MissingHeaders, RangeTooLarge
 from indexer.ranges import RangePlanner
 from indexer.registry import Registry, children_of
 from indexer.reorg import find_fork
-from indexer.source import ChainSource, Fetched
-from indexer.store.state import Batch, Checkpoint, Committed, Mode, Store
+from indexer.source import ChainSource
+from indexer.store.state import Batch, Committed, Store
+from indexer.tables import QUARANTINE
 
 log = structlog.get_logger("step")
 
@@ -32,13 +51,14 @@ class Outcome(StrEnum):
     IDLE = "idle"  # at the head, nothing new
     WAITING = "waiting"  # the node is behind what we indexed; wait it out
     REORG = "reorg"
-    RESIZED = "resized"  # the node refused the range; the planner shrank it
 
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
     outcome: Outcome
     head: int
+    checkpoint: Checkpoint | None = None  # as committed after the step
+    checkpoint_time: int | None = None  # the checkpoint block's timestamp, when known
     from_block: int = 0
     to_block: int = 0
     n_logs: int = 0
@@ -47,163 +67,195 @@ class StepResult:
 
 @dataclass(slots=True)
 class Pipeline:
-    """What a step needs; one per chain and process."""
+    """What the unit of work needs; one per chain and process."""
 
     source: ChainSource
     store: Store
-    registry: Registry
+    factory: TrackedContract
     planner: RangePlanner
     reorg_window: int
     confirmations: int = 0
 
-
-async def follow_step(p: Pipeline) -> StepResult:
-    """Index the next range after the checkpoint, or detect a reorg at the tip."""
-    checkpoint = await p.store.checkpoint()
-    assert checkpoint is not None, "the follower creates the checkpoint before stepping"
-    head = await p.source.head()
-    metrics.CHAIN_HEAD_BLOCK.set(head)
-    target = head - p.confirmations
-    if target <= checkpoint.number:
-        return await _check_tip(p, checkpoint, head)
-    start = checkpoint.number + 1
-    end = p.planner.end_for(start, target)
-    try:
-        fetched = await fetch_discovering(p, start, end, all_headers=end > head - p.reorg_window)
-    except RangeTooLarge as e:
-        p.planner.refused(e, start=start, end=end)
-        metrics.GETLOGS_SPLITS.inc()
-        return StepResult(Outcome.RESIZED, head)
-    if fetched.fetched.headers[start].parent_hash != checkpoint.hash:
-        return await _handle_reorg(p, checkpoint, head)
-    p.planner.succeeded(blocks=end - start + 1, logs=len(fetched.fetched.logs))
-    prepared = prepare(fetched, p.store.chain_id)
-    committed = await commit(p, prepared, mode=Mode.FOLLOW, head=head, based_on=checkpoint)
-    return _progressed(head, prepared, committed)
-
-
-@dataclass(frozen=True, slots=True)
-class Discovered:
-    fetched: Fetched
-    registry: Registry  # the pipeline's registry plus children deployed in this range
-
-
-async def fetch_discovering(p: Pipeline, start: int, end: int, *, all_headers: bool) -> Discovered:
-    """Fetch the range; children the factory deploys inside it are fetched from their
-    creation block on, in the same step, so no event of theirs is missed."""
-    registry = p.registry.copy()
-    fetched = await p.source.fetch(
-        start, end, registry.addresses(up_to=end), all_headers=all_headers
-    )
-    logs, headers = list(fetched.logs), dict(fetched.headers)
-    while True:
-        factory_events = [
-            decode(g, p.registry.factory) for g in logs if g.address == registry.factory.address
-        ]
-        new = [
-            c
-            for c in children_of(e for e in factory_events if e is not None)
-            if registry.get(c.address) != c
-        ]
-        if not new:
-            break
-        registry.add(new)
-        more = await p.source.fetch(min(c.since_block for c in new), end, [c.address for c in new])
-        logs = _merge(logs, more.logs)
-        headers.update(more.headers)
-    merged = Fetched(from_block=start, to_block=end, logs=logs, headers=headers)
-    return Discovered(fetched=merged, registry=registry)
-
-
-def split(found: Discovered, max_logs: int) -> list[Discovered]:
-    """Cut an over-full range at block boundaries into ranges of about `max_logs` logs,
-    so one transaction stays bounded however dense the blocks are."""
-    fetched = found.fetched
-    if len(fetched.logs) <= max_logs:
-        return [found]
-    parts: list[Discovered] = []
-    start, first = fetched.from_block, 0
-    while first < len(fetched.logs):
-        last = min(first + max_logs, len(fetched.logs)) - 1
-        end_block = fetched.logs[last].block_number
-        while last + 1 < len(fetched.logs) and fetched.logs[last + 1].block_number == end_block:
-            last += 1
-        if last + 1 == len(fetched.logs):
-            end_block = fetched.to_block
-        headers = {n: h for n, h in fetched.headers.items() if start <= n <= end_block}
-        part = Fetched(start, end_block, fetched.logs[first : last + 1], headers)
-        parts.append(Discovered(fetched=part, registry=found.registry))
-        start, first = end_block + 1, last + 1
-    return parts
-
-
-def _merge(first: list[RawLog], second: list[RawLog]) -> list[RawLog]:
-    seen = {(g.block_number, g.log_index) for g in first}
-    extra = [g for g in second if (g.block_number, g.log_index) not in seen]
-    return sorted([*first, *extra], key=lambda g: (g.block_number, g.log_index))
+    def registry(self, position: Position) -> Registry:
+        """The factory and every child the index has committed."""
+        registry = Registry(self.factory, position.contracts)
+        registry.publish()
+        return registry
 
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A validated range decoded into staged rows: everything a commit needs.
-
-    Made as soon as a range arrives, so the backfill decodes the next range while the
-    database writes this one. The logs are not kept, which keeps waiting ranges small."""
+    """A validated range decoded into staged rows: everything a commit needs. The logs
+    are not kept, which keeps ranges waiting for the writer small."""
 
     from_block: int
     to_block: int
     headers: dict[int, BlockRef]
     n_logs: int
     staged: StagedRows
-    children: list[TrackedContract]  # deployed in this range; followed once committed
 
 
-def prepare(found: Discovered, chain_id: int) -> Prepared:
-    """Decode every log of a tracked contract (from its creation block on) and stage it."""
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A fetched range's events, decoded, with the headers that vouch for them."""
+
+    from_block: int
+    to_block: int
+    headers: dict[int, BlockRef]
+    items: list[Event | Quarantined]  # in chain order
+
+
+async def fetch_prepared(
+    p: Pipeline, registry: Registry, start: int, end: int, *, head: int
+) -> list[Prepared]:
+    """[start, end] as prepared batches in chain order, each of about the planner's target
+    size. The registry learns the children deployed inside the range."""
+    parts: list[Prepared] = []
+    while start <= end:
+        stop = p.planner.end_for(start, end)
+        try:
+            decoded = await _fetch_decoded(
+                p, registry, start, stop, all_headers=stop > head - p.reorg_window
+            )
+        except RangeTooLarge as e:
+            p.planner.refused(e, start=start, end=stop)
+            metrics.GETLOGS_SPLITS.inc()
+            continue
+        p.planner.succeeded(blocks=stop - start + 1, logs=len(decoded.items))
+        parts += [
+            _prepare(part, p.store.chain_id) for part in split(decoded, p.planner.target_logs)
+        ]
+        start = stop + 1
+    return parts
+
+
+async def _fetch_decoded(
+    p: Pipeline, registry: Registry, start: int, end: int, *, all_headers: bool
+) -> Decoded:
+    """Fetch and decode the range; children the factory deploys inside it are fetched from
+    their creation block on, in the same step, so no event of theirs is missed."""
+    fetched = await p.source.fetch(
+        start, end, registry.addresses(up_to=end), all_headers=all_headers
+    )
+    headers = dict(fetched.headers)
+    items = _decode(fetched.logs, registry)
+    while new := registry.new(children_of(items)):
+        registry.add(new)
+        more = await p.source.fetch(min(c.since_block for c in new), end, [c.address for c in new])
+        headers.update(more.headers)
+        items = _merged(items, _decode(more.logs, registry))
+    return Decoded(start, end, headers, items)
+
+
+def _decode(logs: Iterable[RawLog], registry: Registry) -> list[Event | Quarantined]:
+    """Each log of a tracked contract, from its creation block on, decoded once."""
     started = time.perf_counter()
-    fetched = found.fetched
-    decoded = []
-    for raw in fetched.logs:
-        contract = found.registry.get(raw.address)
+    items: list[Event | Quarantined] = []
+    for raw in logs:
+        contract = registry.get(raw.address)
         if contract is not None and raw.block_number >= contract.since_block:
             item = decode(raw, contract)
             if item is not None:
-                decoded.append(item)
-    staged = stage_rows(chain_id, decoded, fetched.headers)
+                items.append(item)
+    metrics.TIME_SPENT.labels("decode").inc(time.perf_counter() - started)
+    return items
+
+
+def _merged(
+    first: list[Event | Quarantined], second: list[Event | Quarantined]
+) -> list[Event | Quarantined]:
+    seen = {(i.log.block_number, i.log.log_index) for i in first}
+    extra = [i for i in second if (i.log.block_number, i.log.log_index) not in seen]
+    return sorted([*first, *extra], key=lambda i: (i.log.block_number, i.log.log_index))
+
+
+def split(found: Decoded, max_logs: int) -> list[Decoded]:
+    """Cut an over-full range at block boundaries into ranges of about `max_logs` events,
+    so one transaction stays bounded however dense the blocks are."""
+    items = found.items
+    if len(items) <= max_logs:
+        return [found]
+    parts: list[Decoded] = []
+    start, first = found.from_block, 0
+    while first < len(items):
+        last = min(first + max_logs, len(items)) - 1
+        end_block = items[last].log.block_number
+        while last + 1 < len(items) and items[last + 1].log.block_number == end_block:
+            last += 1
+        if last + 1 == len(items):
+            end_block = found.to_block
+        headers = {n: h for n, h in found.headers.items() if start <= n <= end_block}
+        parts.append(Decoded(start, end_block, headers, items[first : last + 1]))
+        start, first = end_block + 1, last + 1
+    return parts
+
+
+def _prepare(decoded: Decoded, chain_id: int) -> Prepared:
+    started = time.perf_counter()
+    staged = stage_rows(chain_id, decoded.items, decoded.headers)
     metrics.TIME_SPENT.labels("decode").inc(time.perf_counter() - started)
     return Prepared(
-        from_block=fetched.from_block,
-        to_block=fetched.to_block,
-        headers=fetched.headers,
-        n_logs=len(fetched.logs),
+        from_block=decoded.from_block,
+        to_block=decoded.to_block,
+        headers=decoded.headers,
+        n_logs=len(decoded.items),
         staged=staged,
-        children=children_of(decoded),
     )
+
+
+async def discover_contracts(p: Pipeline, registry: Registry, *, since: int, until: int) -> None:
+    """Add every contract the factory deployed in [since, until] (its logs only), in ranges
+    sized like any other but by their own planner: factory logs are sparse."""
+    planner = replace(p.planner)
+    start = since
+    while start <= until:
+        end = planner.end_for(start, until)
+        try:
+            fetched = await p.source.fetch(start, end, [p.factory.address])
+        except RangeTooLarge as e:
+            planner.refused(e, start=start, end=end)
+            continue
+        planner.succeeded(blocks=end - start + 1, logs=len(fetched.logs))
+        registry.add(children_of(_decode(fetched.logs, registry)))
+        start = end + 1
+
+
+def discovery_start(p: Pipeline, position: Position) -> int:
+    """Where the factory's logs must be read from to know every child: children at or
+    below the checkpoint are committed with it."""
+    if position.checkpoint is None:
+        return p.factory.since_block
+    return max(p.factory.since_block, position.checkpoint.number + 1)
 
 
 async def commit(
-    p: Pipeline, prepared: Prepared, *, mode: Mode, head: int, based_on: Checkpoint | None
+    p: Pipeline, prepared: Prepared, *, head: int, expected: Position | None, durable: bool
 ) -> Committed:
-    """Commit a prepared range; the registry learns its children only once they committed."""
-    headers = dict(prepared.headers)
-    stored = await p.store.stored_blocks(prepared.from_block, prepared.to_block)
-    missing = stored.keys() - headers.keys()
-    if missing:
-        more = await p.source.headers(missing)
-        headers.update({n: h for n, h in more.items() if h is not None})
-    batch = Batch(
-        mode=mode,
-        from_block=prepared.from_block,
-        to_block=prepared.to_block,
-        staged=prepared.staged,
-        headers=headers,
-        window_from=head - p.reorg_window + 1,
-        based_on=based_on,
-    )
-    committed = await p.store.commit(batch)
-    p.registry.add(prepared.children)
-    _count(committed, len(prepared.staged.quarantine))
-    return committed
+    """Commit a prepared range in one transaction. `expected` fences it: refused with
+    IndexMoved when another writer moved the index since it was read. Blocks with stored
+    rows but no header in the batch are fetched and the commit is tried once more."""
+    headers = prepared.headers
+    for attempt in (1, 2):
+        batch = Batch(
+            from_block=prepared.from_block,
+            to_block=prepared.to_block,
+            staged=prepared.staged,
+            headers=headers,
+            window_from=head - p.reorg_window + 1,
+            durable=durable,
+            expected=expected,
+        )
+        try:
+            committed = await p.store.commit(batch)
+        except MissingHeaders as e:
+            if attempt == 2:
+                raise
+            more = await p.source.headers(e.numbers)
+            headers = {**headers, **{n: h for n, h in more.items() if h is not None}}
+            continue
+        _count(committed, len(prepared.staged[QUARANTINE]))
+        return committed
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def _count(committed: Committed, quarantined: int) -> None:
@@ -215,14 +267,36 @@ def _count(committed: Committed, quarantined: int) -> None:
         metrics.QUARANTINED_LOGS.inc(quarantined)
 
 
-def _progressed(head: int, prepared: Prepared, committed: Committed) -> StepResult:
+async def follow_step(p: Pipeline) -> StepResult:
+    """Index the next range after the checkpoint, or detect a reorg at the tip."""
+    position = await p.store.position()
+    checkpoint = position.checkpoint
+    assert checkpoint is not None, "the follower creates the checkpoint before stepping"
+    head = await p.source.head()
+    metrics.CHAIN_HEAD_BLOCK.set(head)
+    target = head - p.confirmations
+    if target <= checkpoint.number:
+        return await _check_tip(p, checkpoint, head)
+    start = checkpoint.number + 1
+    end = p.planner.end_for(start, target)
+    parts = await fetch_prepared(p, p.registry(position), start, end, head=head)
+    if parts[0].headers[start].parent_hash != checkpoint.hash:
+        return await _handle_reorg(p, checkpoint, head)
+    new_rows: Counter[str] = Counter()
+    for part in parts:
+        committed = await commit(p, part, head=head, expected=position, durable=True)
+        position = committed.position
+        new_rows.update(committed.new_rows)
+    last = parts[-1]
     return StepResult(
         Outcome.PROGRESSED,
         head,
-        from_block=prepared.from_block,
-        to_block=prepared.to_block,
-        n_logs=prepared.n_logs,
-        new_rows=committed.new_rows,
+        checkpoint=position.checkpoint,
+        checkpoint_time=last.headers[last.to_block].timestamp if committed.checkpoint else None,
+        from_block=start,
+        to_block=last.to_block,
+        n_logs=sum(part.n_logs for part in parts),
+        new_rows=dict(new_rows),
     )
 
 
@@ -230,24 +304,30 @@ async def _check_tip(p: Pipeline, checkpoint: Checkpoint, head: int) -> StepResu
     """Nothing new by number; a same-height reorg still shows as a different hash."""
     probe = min(checkpoint.number, head)
     if probe < 0:
-        return StepResult(Outcome.IDLE, head)
+        return StepResult(Outcome.IDLE, head, checkpoint=checkpoint)
     header = (await p.source.headers([probe]))[probe]
     if header is None:
-        return StepResult(Outcome.WAITING, head)
+        return StepResult(Outcome.WAITING, head, checkpoint=checkpoint)
     if probe == checkpoint.number:
         expected: bytes | None = checkpoint.hash
     else:
         expected = (await p.store.window(up_to=probe)).get(probe)
     if expected is not None and header.hash != expected:
         return await _handle_reorg(p, checkpoint, head)
-    return StepResult(Outcome.IDLE if probe == checkpoint.number else Outcome.WAITING, head)
+    at_checkpoint = probe == checkpoint.number
+    return StepResult(
+        Outcome.IDLE if at_checkpoint else Outcome.WAITING,
+        head,
+        checkpoint=checkpoint,
+        checkpoint_time=header.timestamp if at_checkpoint else None,
+    )
 
 
 async def _handle_reorg(p: Pipeline, checkpoint: Checkpoint, head: int) -> StepResult:
-    """Walk back to the common ancestor, undo everything above it, reload the registry."""
+    """Walk back to the common ancestor and undo everything above it, unless another
+    writer moved the checkpoint meanwhile (then the step runs again)."""
     fork = await find_fork(p.source, p.store, checkpoint)
-    reverted = await p.store.rewind(fork, old_head=checkpoint.hash)
-    p.registry.replace(await p.store.tracked_contracts())
+    reverted = await p.store.rewind(fork, old_head=checkpoint.hash, expected=checkpoint)
     depth = checkpoint.number - fork.number
     metrics.REORGS.inc()
     metrics.REORG_DEPTH.observe(depth)
@@ -260,4 +340,10 @@ async def _handle_reorg(p: Pipeline, checkpoint: Checkpoint, head: int) -> StepR
         blocks_reverted=reverted.blocks,
         events_reverted=reverted.raw_rows,
     )
-    return StepResult(Outcome.REORG, head, from_block=fork.number + 1, to_block=checkpoint.number)
+    return StepResult(
+        Outcome.REORG,
+        head,
+        checkpoint=fork,
+        from_block=fork.number + 1,
+        to_block=checkpoint.number,
+    )

@@ -1,33 +1,28 @@
-"""Refresh the dashboards' materialized views without blocking their readers."""
+"""Refresh the dashboards' materialized views now and then, without blocking readers."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import asyncpg
 import structlog
 
+from indexer.errors import IndexerError
+from indexer.pacing import wait_or_stop
+from indexer.store.ops import refresh_views
+
 log = structlog.get_logger("views")
-
-VIEWS = ("artist_performance", "master_ipo_stats")
-
-
-async def refresh_views(pool: asyncpg.Pool) -> None:
-    """REFRESH ... CONCURRENTLY each view (readers keep the old contents meanwhile)."""
-    async with pool.acquire() as conn:
-        for view in VIEWS:
-            await conn.execute(f"refresh materialized view concurrently {view}")
 
 
 async def refresh_views_periodically(
     pool: asyncpg.Pool, interval: float, stop: asyncio.Event
 ) -> None:
+    """Refresh every `interval` seconds until stopped; a failure is logged, not raised
+    (the views are a convenience for dashboards, the index does not depend on them)."""
     while not stop.is_set():
         try:
             await refresh_views(pool)
             log.debug("views_refreshed")
-        except (asyncpg.PostgresError, OSError) as e:
+        except IndexerError as e:
             log.warning("views_refresh_failed", error=str(e))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        await wait_or_stop(stop, interval)

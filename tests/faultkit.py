@@ -26,7 +26,7 @@ from indexer.backfill import backfill
 from indexer.config import Settings, load_settings
 from indexer.devchain.workload import WorkloadConfig
 from indexer.service import open_pipeline
-from indexer.store.revert import RAW_TABLES
+from indexer.tables import QUARANTINE, TABLE_NAMES
 from tests import livechain, pg
 from tests.chainfixtures import Chain
 from tests.chainstate import mismatches, oracle, snapshot
@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 # Raw tables keyed by (chain_id, tx_hash, log_index); a second row for one log under
 # another key would be a duplicate the primary key cannot see.
-RAW_EVENT_TABLES = tuple(t for t in RAW_TABLES if t != "indexer_quarantine")
+RAW_EVENT_TABLES = tuple(t for t in TABLE_NAMES if t != QUARANTINE.name)
 
 
 def small_config(seed: int) -> WorkloadConfig:
@@ -298,7 +298,7 @@ async def checkpoint(url: str) -> tuple[int, bytes] | None:
 
 
 _WRITTEN = "select (select max(block_number) from indexer_checkpoints), " + " + ".join(
-    f"(select count(*) from {table})" for table in RAW_TABLES
+    f"(select count(*) from {table})" for table in TABLE_NAMES
 )
 
 

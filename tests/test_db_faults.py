@@ -135,7 +135,7 @@ def test_connections_killed_mid_batch_during_a_backfill(
         code = wait_exit(process, 120)
     assert code == 0, log.read_text()[-8000:]
     assert mid_batch >= 3, f"only {mid_batch} kills landed inside a transaction"
-    retries = [r for r in json_lines(log.read_text()) if r["event"] == "commit_retry"]
+    retries = [r for r in json_lines(log.read_text()) if r["event"] == "backfill_retry"]
     assert len(retries) >= mid_batch, retries
     assert _run(snapshot(database_url)) == clean
     _nothing_lost_nor_doubled(database_url, live)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
+from indexer.backfill import backfill
 from indexer.errors import Retryable
 from indexer.follow import follow
 from indexer.health import Health
@@ -238,7 +239,13 @@ class _following:
         await ensure_checkpoint(self.p)
         health = Health(self.p.store, max_lag_blocks=10)
         self.task = asyncio.create_task(
-            follow(self.p, poll_interval=0.05, stop=self.stop, health=health)
+            follow(
+                self.p,
+                poll_interval=0.05,
+                stop=self.stop,
+                health=health,
+                catch_up=lambda a, b, head: backfill(self.p, a, b, head=head, concurrency=2),
+            )
         )
         return self.stop
 

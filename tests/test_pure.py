@@ -10,6 +10,7 @@ from indexer.chain import (
     BlockRef,
     CoinTransfer,
     ContractKind,
+    Event,
     NftTransfer,
     Quarantined,
     RawLog,
@@ -19,9 +20,7 @@ from indexer.decode import DIVIDEND_CLAIMED, TRANSFER, decode
 from indexer.errors import RangeTooLarge
 from indexer.limits import parse_limit_error
 from indexer.ranges import RangePlanner
-from indexer.registry import Registry
-from indexer.source import Fetched
-from indexer.step import Discovered, split
+from indexer.step import Decoded, split
 
 MASTER = UUID(int=7)
 NFT = TrackedContract(b"\x01" * 20, ContractKind.MASTER_NFT, 0, MASTER)
@@ -136,9 +135,12 @@ def test_split_cuts_at_block_boundaries_and_keeps_headers_in_range() -> None:
         for i, n in enumerate([10, 10, 10, 11, 12, 12, 15])
     ]
     headers = {n: BlockRef(n, bytes([n]) * 32, b"", 0) for n in (10, 11, 12, 15, 20)}
-    found = Discovered(Fetched(10, 20, logs, headers), Registry(NFT))
-    parts = [p.fetched for p in split(found, 2)]
+    items: list[Event | Quarantined] = [
+        NftTransfer(g, MASTER, ALICE, BOB, g.log_index) for g in logs
+    ]
+    found = Decoded(10, 20, headers, items)
+    parts = split(found, 2)
     assert [(p.from_block, p.to_block) for p in parts] == [(10, 10), (11, 12), (13, 20)]
-    assert [len(p.logs) for p in parts] == [3, 3, 1]
+    assert [len(p.items) for p in parts] == [3, 3, 1]
     assert all(set(p.headers) <= set(range(p.from_block, p.to_block + 1)) for p in parts)
     assert split(found, 100) == [found]

@@ -39,7 +39,7 @@ from indexer.health import Health
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, StepResult
 from indexer.store.notify import CHANNEL
-from indexer.store.revert import RAW_TABLES
+from indexer.tables import TABLE_NAMES
 from tests import pg
 from tests.chainfixtures import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
 from tests.chainstate import mismatches, oracle, snapshot
@@ -237,7 +237,13 @@ class _following:
     async def __aenter__(self) -> Callable[[], Awaitable[None]]:
         health = Health(self.p.store, max_lag_blocks=10)
         self.task = asyncio.create_task(
-            follow(self.p, poll_interval=0.01, stop=self.stop, health=health)
+            follow(
+                self.p,
+                poll_interval=0.01,
+                stop=self.stop,
+                health=health,
+                catch_up=lambda a, b, head: backfill(self.p, a, b, head=head, concurrency=2),
+            )
         )
         return self.caught_up
 
@@ -284,9 +290,10 @@ async def test_reorg_removing_a_master_deployment_removes_its_contract_nfts_and_
         mint = c.coin_mint_batch_tx(activity.admin, master.nft, [holder], [77])
         reorg_checked(rpc, depth, [(tx_object(coin_tx), 0), (tx_object(mint), 1)])
         await sync(p)
-        tracked = p.registry.get(master.nft)
+        registry = p.registry(await p.store.position())
+        tracked = registry.get(master.nft)
         assert tracked is not None and tracked.kind is ContractKind.ARTIST_COIN
-        assert p.registry.get(master.distributor) is None
+        assert registry.get(master.distributor) is None
     assert await _rows_of(database_url, master.nft, master.distributor) == [0, 0, 0, 0, 0, 0]
     coin = await fetch(
         database_url, "select total_supply from artist_tokens where token_address = $1", master.nft
@@ -355,7 +362,7 @@ def _shifted(receipts: list[dict[str, Any]], first: int, *, by: int) -> list[int
 
 _RAW_OF_TXS = " union all ".join(
     f"select tx_hash, block_number, log_index from {table} where tx_hash = any($1)"
-    for table in RAW_TABLES
+    for table in TABLE_NAMES
 )
 
 

@@ -15,16 +15,7 @@ import asyncpg
 
 from indexer.chain import ZERO_ADDRESS
 from indexer.store.write import sync_ipo_supply
-
-RAW_TABLES = (
-    "master_contracts",
-    "artist_tokens",
-    "nft_transfers",
-    "token_transfers",
-    "dividend_events",
-    "dividend_claims",
-    "indexer_quarantine",
-)
+from indexer.tables import TABLE_NAMES
 
 _TEMP = """
 create temp table if not exists orphaned (block_number bigint, block_hash bytea)
@@ -39,7 +30,7 @@ create temp table if not exists touched_dividends (distributor_address bytea,
 
 _ORPHANS_ABOVE = " union ".join(
     f"select block_number, block_hash from {t} where chain_id = $1 and block_number > $2"
-    for t in RAW_TABLES
+    for t in TABLE_NAMES
 )
 
 _DELETE = """
@@ -227,7 +218,7 @@ async def _revert_orphaned(conn: asyncpg.Connection, chain_id: int) -> Reverted:
     await conn.execute(_COLLECT_DIVIDENDS, chain_id)
     orphaned_masters = await conn.fetch(_ORPHANED_MASTERS, chain_id)
     raw_rows = 0
-    for table in RAW_TABLES:
+    for table in TABLE_NAMES:
         status = await conn.execute(_DELETE.format(table=table), chain_id)
         raw_rows += int(status.split()[-1])
     await conn.execute(_RECOMPUTE_OWNERS, chain_id, ZERO_ADDRESS)

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from uuid import UUID
 
 import asyncpg
 
 from indexer import metrics
-from indexer.chain import BlockRef, ContractKind, TrackedContract
+from indexer.chain import BlockRef, Checkpoint, ContractKind, Position, TrackedContract
+from indexer.checkpoint import advanced
 from indexer.derive import StagedRows
-from indexer.errors import InconsistentResponse, Retryable
+from indexer.errors import IndexMoved, MissingHeaders
 from indexer.store.db import connection, database_errors
 from indexer.store.notify import notify_batch, notify_reorg
-from indexer.store.revert import RAW_TABLES, Reverted, revert_above, revert_blocks
+from indexer.store.revert import Reverted, revert_above, revert_blocks
 from indexer.store.write import (
     displaced_contracts,
     known_rows,
@@ -28,55 +28,51 @@ from indexer.store.write import (
     stage,
     write_rows,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """Everything up to and including this block is indexed, and this is its hash."""
-
-    number: int
-    hash: bytes
-
-
-class Mode(StrEnum):
-    FOLLOW = "follow"
-    BACKFILL = "backfill"
+from indexer.tables import ARTIST_TOKENS, MASTER_CONTRACTS, TABLE_NAMES
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """One step's worth of validated, decoded data, ready to commit."""
+    """One range's validated, decoded data, ready to commit."""
 
-    mode: Mode
     from_block: int
     to_block: int
     staged: StagedRows
     headers: dict[int, BlockRef]
     window_from: int  # headers at or above this number belong in the reorg window
-    based_on: Checkpoint | None  # the checkpoint the follower fetched against
+    durable: bool  # wait for the WAL to reach disk (the follower) or not (bulk work)
+    # The position the batch was fetched against: the commit is refused (IndexMoved) if
+    # the checkpoint, or a contract tracked below the batch, differs now. None: no fence.
+    expected: Position | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Committed:
     new_rows: dict[str, int]
-    checkpoint: Checkpoint | None
+    checkpoint: Checkpoint | None  # the new checkpoint, if the batch moved it
+    position: Position  # what the database holds now
     reverted: Reverted | None
 
 
 _STORED_BLOCKS = " union ".join(
     f"select block_number, block_hash from {t} "
     "where chain_id = $1 and block_number between $2 and $3"
-    for t in RAW_TABLES
+    for t in TABLE_NAMES
 )
 
-_TRACKED = """
-select nft_address as address, 'master_nft' as kind, block_number, master_id as owner_id
+# The checkpoint and the tracked contracts in one statement, hence one snapshot.
+_POSITION = """
+select 'checkpoint' as kind, null::bytea as address, block_number, block_hash,
+       null::uuid as owner_id
+from indexer_checkpoints where chain_id = $1
+union all
+select 'master_nft', nft_address, block_number, null, master_id
 from master_contracts where chain_id = $1
 union all
-select distributor_address, 'distributor', block_number, master_id
+select 'distributor', distributor_address, block_number, null, master_id
 from master_contracts where chain_id = $1
 union all
-select token_address, 'artist_coin', block_number, artist_id
+select 'artist_coin', token_address, block_number, null, artist_id
 from artist_tokens where chain_id = $1
 """
 
@@ -88,6 +84,28 @@ on conflict (chain_id) do update set
 """
 
 
+def _position(rows: list[asyncpg.Record]) -> Position:
+    checkpoint: Checkpoint | None = None
+    contracts: list[TrackedContract] = []
+    for r in rows:
+        if r["kind"] == "checkpoint":
+            checkpoint = Checkpoint(r["block_number"], bytes(r["block_hash"]))
+        else:
+            contracts.append(
+                TrackedContract(
+                    address=bytes(r["address"]),
+                    kind=ContractKind(r["kind"]),
+                    since_block=r["block_number"],
+                    owner_id=UUID(str(r["owner_id"])),
+                )
+            )
+    return Position(checkpoint, tuple(contracts))
+
+
+def _tracked_below(position: Position, block: int) -> set[bytes]:
+    return {c.address for c in position.contracts if c.since_block < block}
+
+
 class Store:
     """PostgreSQL access for one chain."""
 
@@ -96,13 +114,13 @@ class Store:
         self.chain_id = chain_id
         self.reorg_window = reorg_window
 
+    async def position(self) -> Position:
+        """The checkpoint and the tracked contracts, as one consistent read."""
+        async with database_errors("reading the checkpoint and tracked contracts"):
+            return _position(await self.pool.fetch(_POSITION, self.chain_id))
+
     async def checkpoint(self) -> Checkpoint | None:
-        async with database_errors("reading the checkpoint"):
-            row = await self.pool.fetchrow(
-                "select block_number, block_hash from indexer_checkpoints where chain_id = $1",
-                self.chain_id,
-            )
-        return Checkpoint(row["block_number"], bytes(row["block_hash"])) if row else None
+        return (await self.position()).checkpoint
 
     async def init_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Create the checkpoint if none exists (first start)."""
@@ -115,6 +133,11 @@ class Store:
                 checkpoint.hash,
             )
 
+    async def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers."""
+        async with database_errors("pinging the database"):
+            await self.pool.fetchval("select 1")
+
     async def window(self, *, up_to: int) -> dict[int, bytes]:
         """Stored hashes of the recent blocks at or below `up_to`, newest first."""
         async with database_errors("reading the reorg window"):
@@ -125,29 +148,6 @@ class Store:
                 up_to,
             )
         return {r["block_number"]: bytes(r["block_hash"]) for r in rows}
-
-    async def block_timestamp(self, number: int) -> int | None:
-        async with database_errors("reading a block timestamp"):
-            value = await self.pool.fetchval(
-                "select extract(epoch from block_timestamp)::bigint from indexer_blocks "
-                "where chain_id = $1 and block_number = $2",
-                self.chain_id,
-                number,
-            )
-        return int(value) if value is not None else None
-
-    async def tracked_contracts(self) -> list[TrackedContract]:
-        async with database_errors("reading tracked contracts"):
-            rows = await self.pool.fetch(_TRACKED, self.chain_id)
-        return [
-            TrackedContract(
-                address=bytes(r["address"]),
-                kind=ContractKind(r["kind"]),
-                since_block=r["block_number"],
-                owner_id=UUID(str(r["owner_id"])),
-            )
-            for r in rows
-        ]
 
     async def stored_blocks_below(self, number: int, *, limit: int) -> list[tuple[int, bytes]]:
         """The newest (number, hash) pairs stored at or below `number`, newest first."""
@@ -163,27 +163,19 @@ class Store:
             )
         return [(r["block_number"], bytes(r["block_hash"])) for r in rows]
 
-    async def stored_blocks(self, from_block: int, to_block: int) -> dict[int, set[bytes]]:
-        """Block hashes under which rows in the range are stored (normally one per block)."""
-        async with database_errors("reading stored block hashes"):
-            rows = await self.pool.fetch(_STORED_BLOCKS, self.chain_id, from_block, to_block)
-        found: dict[int, set[bytes]] = {}
-        for r in rows:
-            found.setdefault(r["block_number"], set()).add(bytes(r["block_hash"]))
-        return found
-
     async def commit(self, batch: Batch) -> Committed:
         """Write the batch, its derived state, window and checkpoint in one transaction.
 
-        Rows stored under a hash that is no longer canonical are reverted first.
-        On any error nothing of the batch is visible."""
+        Rows stored under a hash that is no longer canonical are reverted first. The
+        checkpoint moves by `checkpoint.advanced`, applied to the checkpoint read under
+        the writer lock. On any error nothing of the batch is visible."""
         started = time.perf_counter()
         async with (
             database_errors(f"writing blocks {batch.from_block}..{batch.to_block}"),
             connection(self.pool) as conn,
             conn.transaction(),
         ):
-            await lock_chain(conn, self.chain_id, bulk=batch.mode is Mode.BACKFILL)
+            await lock_chain(conn, self.chain_id, durable=batch.durable)
             result = await self._commit_locked(conn, batch)
         elapsed = time.perf_counter() - started
         metrics.DB_WRITE_DURATION.observe(elapsed)
@@ -191,69 +183,90 @@ class Store:
         return result
 
     async def _commit_locked(self, conn: asyncpg.Connection, batch: Batch) -> Committed:
-        stored = await self._checkpoint_locked(conn)
-        if batch.mode is Mode.FOLLOW and stored != batch.based_on:
-            raise Retryable("the checkpoint moved while the batch was fetched")
+        before = _position(await conn.fetch(_POSITION, self.chain_id))
+        _check_fence(before, batch)
+        stale = await self._stale_in_range(conn, batch)
         known = await known_rows(conn, self.chain_id, batch.staged)
         fresh = batch.staged.without(known.stored)
         await stage(conn, fresh)
-        stale = await self._stale_in_range(conn, batch) | known.displaced
-        if fresh.master_contracts or fresh.artist_tokens:
+        stale |= known.displaced
+        deploys = bool(fresh[MASTER_CONTRACTS] or fresh[ARTIST_TOKENS])
+        if deploys:
             stale |= await displaced_contracts(conn, self.chain_id)
         reverted = await revert_blocks(conn, self.chain_id, sorted(stale)) if stale else None
         new_rows = await write_rows(conn, fresh)
-        checkpoint = _advanced(stored, batch)
+        checkpoint = advanced(
+            before.checkpoint,
+            from_block=batch.from_block,
+            to_block=batch.to_block,
+            headers=batch.headers,
+            window_from=batch.window_from,
+        )
         if checkpoint is not None:
-            window = {n: h for n, h in batch.headers.items() if n >= batch.window_from}
-            window[batch.to_block] = batch.headers[batch.to_block]
-            await remember_blocks(
-                conn,
-                self.chain_id,
-                [window[n] for n in sorted(window)],
-                keep_from=checkpoint.number - self.reorg_window,
-            )
-            await conn.execute(_SET_CHECKPOINT, self.chain_id, checkpoint.number, checkpoint.hash)
+            await self._move_checkpoint(conn, batch, checkpoint)
         await notify_batch(
             conn,
             new_nft_transfers=new_rows["nft_transfers"],
             from_block=batch.from_block,
             to_block=batch.to_block,
         )
-        return Committed(new_rows=new_rows, checkpoint=checkpoint, reverted=reverted)
+        if deploys or reverted:
+            after = _position(await conn.fetch(_POSITION, self.chain_id))
+        else:
+            after = Position(checkpoint or before.checkpoint, before.contracts)
+        return Committed(new_rows, checkpoint, after, reverted)
 
-    async def _checkpoint_locked(self, conn: asyncpg.Connection) -> Checkpoint | None:
-        row = await conn.fetchrow(
-            "select block_number, block_hash from indexer_checkpoints where chain_id = $1",
+    async def _move_checkpoint(
+        self, conn: asyncpg.Connection, batch: Batch, checkpoint: Checkpoint
+    ) -> None:
+        window = {n: h for n, h in batch.headers.items() if n >= batch.window_from}
+        window[batch.to_block] = batch.headers[batch.to_block]
+        await remember_blocks(
+            conn,
             self.chain_id,
+            [window[n] for n in sorted(window)],
+            keep_from=checkpoint.number - self.reorg_window,
         )
-        return Checkpoint(row["block_number"], bytes(row["block_hash"])) if row else None
+        await conn.execute(_SET_CHECKPOINT, self.chain_id, checkpoint.number, checkpoint.hash)
 
     async def _stale_in_range(
         self, conn: asyncpg.Connection, batch: Batch
     ) -> set[tuple[int, bytes]]:
-        """Rows in the range stored under another hash than the node's are from a lost branch."""
+        """Rows in the range stored under another hash than the node's are from a lost
+        branch. Rows in a block the batch has no header for raise MissingHeaders."""
         rows = await conn.fetch(_STORED_BLOCKS, self.chain_id, batch.from_block, batch.to_block)
         stale: set[tuple[int, bytes]] = set()
+        missing: set[int] = set()
         for r in rows:
             number, stored_hash = r["block_number"], bytes(r["block_hash"])
             header = batch.headers.get(number)
             if header is None:
-                raise InconsistentResponse(
-                    f"block {number} has stored rows but the node returned no logs for it"
-                )
-            if header.hash != stored_hash:
+                missing.add(number)
+            elif header.hash != stored_hash:
                 stale.add((number, stored_hash))
+        if missing:
+            raise MissingHeaders(
+                f"block {min(missing)} has stored rows but the node returned no logs for it",
+                numbers=frozenset(missing),
+            )
         return stale
 
-    async def rewind(self, fork: Checkpoint, *, old_head: bytes | None) -> Reverted:
-        """Undo everything above `fork` and move the checkpoint there (reorg or operator)."""
+    async def rewind(
+        self, fork: Checkpoint, *, old_head: bytes | None, expected: Checkpoint | None = None
+    ) -> Reverted:
+        """Undo everything above `fork` and move the checkpoint there (reorg or operator).
+
+        With `expected`, refused (IndexMoved) unless the checkpoint is still that one: a
+        follower never undoes what another writer committed after it looked."""
         async with (
             database_errors(f"rewinding to block {fork.number}"),
             connection(self.pool) as conn,
             conn.transaction(),
         ):
-            await lock_chain(conn, self.chain_id)
-            stored = await self._checkpoint_locked(conn)
+            await lock_chain(conn, self.chain_id, durable=True)
+            stored = _position(await conn.fetch(_POSITION, self.chain_id)).checkpoint
+            if expected is not None and stored != expected:
+                raise IndexMoved("the checkpoint moved while the reorg was being traced")
             reverted = await revert_above(conn, self.chain_id, fork.number)
             await conn.execute(_SET_CHECKPOINT, self.chain_id, fork.number, fork.hash)
             await conn.execute(
@@ -274,14 +287,12 @@ class Store:
         return reverted
 
 
-def _advanced(stored: Checkpoint | None, batch: Batch) -> Checkpoint | None:
-    """The new checkpoint, if this batch extends the stored one without a gap or a fork."""
-    end = Checkpoint(batch.to_block, batch.headers[batch.to_block].hash)
-    if batch.mode is Mode.FOLLOW:
-        return end
-    if stored is None or not batch.from_block - 1 <= stored.number < batch.to_block:
-        return None
-    first_new = batch.headers.get(stored.number + 1)
-    if first_new is not None:
-        return end if first_new.parent_hash == stored.hash else None
-    return end if batch.window_from > batch.to_block else None
+def _check_fence(now: Position, batch: Batch) -> None:
+    """A batch fetched against a position commits only onto that position."""
+    expected = batch.expected
+    if expected is None:
+        return
+    if now.checkpoint != expected.checkpoint:
+        raise IndexMoved("the checkpoint moved while the batch was fetched")
+    if _tracked_below(now, batch.from_block) != _tracked_below(expected, batch.from_block):
+        raise IndexMoved("the tracked contracts changed while the batch was fetched")

@@ -12,86 +12,58 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
 
 from indexer.chain import ZERO_ADDRESS, BlockRef
 from indexer.derive import StagedRows
+from indexer.tables import (
+    ARTIST_TOKENS,
+    DIVIDEND_CLAIMS,
+    DIVIDEND_EVENTS,
+    MASTER_CONTRACTS,
+    NFT_TRANSFERS,
+    POSITION_DDL,
+    QUARANTINE,
+    RAW_TABLES,
+    TABLE_NAMES,
+    TOKEN_TRANSFERS,
+    Column,
+    RawTable,
+    staged_name,
+)
 
 WRITE_LOCK = 0x4155_4449  # "AUDI": the per-chain writer lock's first key
 
-_RAW = (
-    "chain_id bigint, block_number bigint, block_hash bytea, block_timestamp timestamptz, "
-    "tx_hash bytea, log_index integer"
-)
-RAW_COLUMNS = ("chain_id", "block_number", "block_hash", "block_timestamp", "tx_hash", "log_index")
 
-STAGES: dict[str, tuple[str, ...]] = {
-    "master_contracts": ("master_id", "nft_address", "distributor_address", "total_supply"),
-    "artist_tokens": ("artist_id", "token_address", "symbol", "decimals"),
-    "nft_transfers": ("contract_address", "token_id", "from_address", "to_address", "master_id"),
-    "token_transfers": ("token_address", "from_address", "to_address", "value"),
-    "dividend_events": (
-        "distributor_address",
-        "dividend_id",
-        "payer_address",
-        "token_address",
-        "amount",
-        "amount_per_share",
-    ),
-    "dividend_claims": (
-        "distributor_address",
-        "dividend_id",
-        "holder_address",
-        "token_id",
-        "amount",
-    ),
-}
-_STAGE_TYPES = {
-    "master_contracts": "master_id uuid, nft_address bytea, distributor_address bytea, "
-    "total_supply_text text",
-    "artist_tokens": "artist_id uuid, token_address bytea, symbol text, decimals smallint",
-    "nft_transfers": "contract_address bytea, token_id_text text, from_address bytea, "
-    "to_address bytea, master_id uuid",
-    "token_transfers": "token_address bytea, from_address bytea, to_address bytea, value_text text",
-    "dividend_events": "distributor_address bytea, dividend_id_text text, payer_address bytea, "
-    "token_address bytea, amount_text text, amount_per_share_text text",
-    "dividend_claims": "distributor_address bytea, dividend_id_text text, holder_address bytea, "
-    "token_id_text text, amount_text text",
-}
-# uint256 values travel as decimal text (asyncpg's binary numeric encoder costs ~9 us per
-# big int, text ~2 us) and PostgreSQL turns them into numeric as generated columns.
-NUMERIC_COLUMNS = ("total_supply", "token_id", "value", "dividend_id", "amount", "amount_per_share")
-
-# Columns of the raw table filled from the stage (master_id on nft_transfers is stage-only).
-_INSERTED = {
-    table: RAW_COLUMNS + tuple(c for c in columns if (table, c) != ("nft_transfers", "master_id"))
-    for table, columns in STAGES.items()
-}
-
-
-def _copy_column(column: str) -> str:
-    return f"{column}_text" if column in NUMERIC_COLUMNS else column
-
-
-def _stage_ddl(table: str) -> str:
+def _stage_ddl(table: RawTable) -> str:
+    columns = ", ".join(f"{staged_name(n, t)} {_staged_type(t)}" for n, t in table.columns)
     generated = "".join(
-        f", {c} numeric generated always as ({c}_text::numeric) stored"
-        for c in STAGES[table]
-        if c in NUMERIC_COLUMNS
+        f", {n} numeric generated always as ({n}_text::numeric) stored"
+        for n, t in table.columns
+        if t is Column.UINT256
     )
     return (
-        f"create temp table if not exists stage_{table} "
-        f"({_RAW}, {_STAGE_TYPES[table]}{generated}) on commit delete rows"
+        f"create temp table if not exists stage_{table.name} "
+        f"({POSITION_DDL}, {columns}{generated}) on commit delete rows"
     )
+
+
+def _staged_type(kind: Column) -> str:
+    return "text" if kind is Column.UINT256 else kind.value
 
 
 # The zero address as a literal: the derived statements go to the server as one script
 # (one round trip, no parameters), so the database never waits on this process between them.
 _ZERO = f"'\\x{ZERO_ADDRESS.hex()}'::bytea"
 
-_INSERT_RAW = "insert into {table} ({columns}) select {columns} from stage_{table}"
+
+def _insert_raw(table: RawTable) -> str:
+    columns = ", ".join(table.stored_columns)
+    return f"insert into {table.name} ({columns}) select {columns} from stage_{table.name}"
+
 
 # Contracts count the transfers already stored (an out-of-order backfill may have
 # indexed them first); this batch's own transfers are added by the deltas below.
@@ -263,36 +235,28 @@ on conflict (chain_id, distributor_address, holder_address) do update set
     claims_count = t.claims_count + excluded.claims_count
 """
 
-_INSERT_QUARANTINE = """
-insert into indexer_quarantine (
-    chain_id, block_number, block_hash, block_timestamp, tx_hash, log_index,
-    address, topics, data, reason
-)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-on conflict (chain_id, tx_hash, log_index) do nothing
-"""
 
-
-async def lock_chain(conn: asyncpg.Connection, chain_id: int, *, bulk: bool = False) -> None:
-    """Serialise writers of one chain until the transaction ends. A `bulk` transaction
-    also commits without waiting for its WAL to reach disk: a server crash may lose the
-    last few such commits, but rows and checkpoint go together, so they are indexed again."""
+async def lock_chain(conn: asyncpg.Connection, chain_id: int, *, durable: bool) -> None:
+    """Serialise writers of one chain until the transaction ends. A transaction that is
+    not `durable` commits without waiting for its WAL to reach disk: a server crash may
+    lose the last few such commits, but rows and checkpoint go together, so they are
+    indexed again."""
     lock = f"select pg_advisory_xact_lock({WRITE_LOCK}, {int(chain_id) % 2**31})"
-    await conn.execute(f"set local synchronous_commit = off; {lock}" if bulk else lock)
+    await conn.execute(lock if durable else f"set local synchronous_commit = off; {lock}")
 
 
-_STAGE_DDL = ";\n".join(_stage_ddl(table) for table in STAGES)
+_STAGE_DDL = ";\n".join(_stage_ddl(table) for table in RAW_TABLES)
 
 
 async def stage(conn: asyncpg.Connection, staged: StagedRows) -> None:
     """COPY the batch's rows into the (transaction-scoped) staging tables."""
     await conn.execute(_STAGE_DDL)
-    for table, rows in staged.tables().items():
+    for table, rows in staged:
         if rows:
             await conn.copy_records_to_table(
-                f"stage_{table}",
-                records=rows,
-                columns=[*RAW_COLUMNS, *(_copy_column(c) for c in STAGES[table])],
+                f"stage_{table.name}",
+                records=cast(list[tuple[Any, ...]], rows),
+                columns=table.copy_columns,
             )
 
 
@@ -301,7 +265,7 @@ async def stage(conn: asyncpg.Connection, staged: StagedRows) -> None:
 _STORED_BY_TX = " union all ".join(
     f"select tx_hash, log_index, block_number, block_hash from {table} "
     "where chain_id = $1 and tx_hash = any($2::bytea[])"
-    for table in (*STAGES, "indexer_quarantine")
+    for table in TABLE_NAMES
 )
 
 # A contract address exists once on the canonical chain: stored under another block than
@@ -333,7 +297,7 @@ class Known:
 async def known_rows(conn: asyncpg.Connection, chain_id: int, staged: StagedRows) -> Known:
     """Look the batch's transactions up. A transaction is in one canonical block: stored
     under another block than this batch found it in, that stored block is orphaned."""
-    block_of = {row[4]: row[2] for rows in staged.all_rows() for row in rows}
+    block_of = staged.block_of_tx()
     if not block_of:
         return Known(frozenset(), frozenset())
     stored: set[tuple[bytes, int]] = set()
@@ -355,29 +319,17 @@ async def displaced_contracts(conn: asyncpg.Connection, chain_id: int) -> set[tu
 
 async def write_rows(conn: asyncpg.Connection, staged: StagedRows) -> dict[str, int]:
     """Insert the staged rows (all new: `known_rows` filtered the stored ones out) and apply
-    their derived changes; returns rows per table. Inside a transaction holding `lock_chain`,
-    after `stage`."""
-    new = {table: len(rows) for table, rows in staged.tables().items()}
-    statements = []
-    if new["master_contracts"]:
-        statements.append(_INSERT_MASTER_CONTRACTS)
-    if new["artist_tokens"]:
-        statements.append(_INSERT_ARTIST_TOKENS)
-    for table in ("nft_transfers", "token_transfers", "dividend_events", "dividend_claims"):
-        if new[table]:
-            columns = ", ".join(_INSERTED[table])
-            statements.append(_INSERT_RAW.format(table=table, columns=columns))
-    if new["nft_transfers"]:
-        statements += [_UPSERT_OWNERS, _SUPPLY_DELTAS, _SYNC_STAGED_IPO_SUPPLY]
-    if new["token_transfers"]:
-        statements += [_BALANCE_DELTAS, _COIN_SUPPLY_DELTAS]
-    if new["dividend_claims"]:
-        statements += [_DIVIDEND_TOTALS, _HOLDER_TOTALS]
+    their derived changes, as one script; returns rows per table. Inside a transaction
+    holding `lock_chain`, after `stage`."""
+    statements = [
+        statement
+        for table, rows in staged
+        if rows
+        for statement in (_INSERTS.get(table.name) or _insert_raw(table), *_DERIVED[table.name])
+    ]
     if statements:
         await conn.execute(";\n".join(statements))
-    if staged.quarantine:
-        await conn.executemany(_INSERT_QUARANTINE, staged.quarantine)
-    return new
+    return staged.counts()
 
 
 # The SQL function locks per master, like the backend's insert trigger, so an IPO row
@@ -386,6 +338,22 @@ _SYNC_STAGED_IPO_SUPPLY = (
     "select sync_master_ipo_minted_supply("
     "array(select distinct master_id from stage_nft_transfers))"
 )
+
+# Raw inserts that also derive columns; every other table copies its stage as it is.
+_INSERTS = {
+    MASTER_CONTRACTS.name: _INSERT_MASTER_CONTRACTS,
+    ARTIST_TOKENS.name: _INSERT_ARTIST_TOKENS,
+}
+# Derived state each table's new rows change, in the order the statements run.
+_DERIVED: dict[str, tuple[str, ...]] = {
+    MASTER_CONTRACTS.name: (),
+    ARTIST_TOKENS.name: (),
+    NFT_TRANSFERS.name: (_UPSERT_OWNERS, _SUPPLY_DELTAS, _SYNC_STAGED_IPO_SUPPLY),
+    TOKEN_TRANSFERS.name: (_BALANCE_DELTAS, _COIN_SUPPLY_DELTAS),
+    DIVIDEND_EVENTS.name: (),
+    DIVIDEND_CLAIMS.name: (_DIVIDEND_TOTALS, _HOLDER_TOTALS),
+    QUARANTINE.name: (),
+}
 
 
 async def sync_ipo_supply(conn: asyncpg.Connection, master_ids: Sequence[UUID]) -> None:

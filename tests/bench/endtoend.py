@@ -17,13 +17,13 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from indexer.store.revert import RAW_TABLES as REVERTED_TABLES
+from indexer.tables import QUARANTINE, TABLE_NAMES
 from tests.bench.chaincache import CachedChain
 from tests.bench.procs import INDEXER, Child
 from tests.chainstate import mismatches, oracle
 
 # Every table that gets one row per chain event (the quarantine holds none here).
-RAW_TABLES = tuple(t for t in REVERTED_TABLES if t != "indexer_quarantine")
+RAW_TABLES = tuple(t for t in TABLE_NAMES if t != QUARANTINE.name)
 _BACKFILL_TIMEOUT_S = 3600.0
 _SPY_FLUSH_S = 60.0
 
