@@ -127,6 +127,21 @@ def verify(
         raise typer.Exit(DIFFERENCES_EXIT_CODE)
 
 
+@app.command("forget-chain")
+def forget_chain(
+    chain_id: Annotated[int, typer.Option("--chain-id", min=1, help="The chain to empty.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this deletes data.")] = False,
+) -> None:
+    """Empty one chain's index (rows, derived state, checkpoint, identity), e.g. before
+    indexing another factory. Refused while a `run` replica leads the chain."""
+    from indexer.commands import run_forget_chain
+
+    if not yes:
+        fail("forget-chain deletes this chain's whole index: add --yes to confirm", USAGE)
+    loaded = settings()
+    run_async(lambda: run_forget_chain(loaded, chain_id))
+
+
 @app.command("refresh-views")
 def refresh_views() -> None:
     """Refresh the dashboards' materialized views now (CONCURRENTLY)."""

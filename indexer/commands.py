@@ -15,10 +15,11 @@ from indexer.backfill import Progress, backfill
 from indexer.chain import Checkpoint
 from indexer.config import Settings
 from indexer.errors import ConfigError, Fatal
-from indexer.service import open_pipeline, open_pool
+from indexer.service import open_pipeline, open_pool, record_identity_if_new
 from indexer.step import Pipeline
 from indexer.store.db import connection
 from indexer.store.ops import refresh_views
+from indexer.store.state import forget_chain
 
 log = structlog.get_logger("commands")
 
@@ -55,10 +56,11 @@ def _progress_printer() -> Any:
 
 
 async def run_backfill(settings: Settings, from_block: int, to_block: int) -> None:
-    async with open_pipeline(settings) as p:
+    async with open_pipeline(settings, records=True, first_block=from_block) as p:
         head = await p.source.head()
         if to_block > head:  # bad input, like the other argument errors: exit 2
             raise ConfigError(f"--to-block {to_block} is beyond the node's head {head}")
+        await record_identity_if_new(p, settings)
         done = await backfill(
             p,
             from_block,
@@ -160,3 +162,12 @@ async def run_migrate(settings: Settings, action: str, to: int | None) -> None:
         raise Fatal(str(e)) from e
     finally:
         await pool.close()
+
+
+async def run_forget_chain(settings: Settings, chain_id: int) -> None:
+    pool = await open_pool(settings)
+    try:
+        reverted = await forget_chain(pool, chain_id)
+    finally:
+        await pool.close()
+    typer.echo(f"chain {chain_id}: index emptied ({reverted.raw_rows} raw rows removed)")

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     batch_max_logs: int = Field(default=20_000, ge=1)
     fetch_concurrency: int = Field(default=3, ge=1)
 
+    lease_seconds: float = Field(default=15.0, ge=1)
+    replica_name: str | None = Field(default=None, min_length=1, max_length=100)
+
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9108, ge=0, le=65535)
     ready_max_lag_blocks: int = Field(default=10, ge=0)

@@ -83,3 +83,12 @@ class MissingHeaders(InconsistentResponse):
 class IndexMoved(Retryable):
     """Another writer moved the checkpoint or the tracked contracts after this batch read
     them: the batch is rejected and the step runs again from what is now committed."""
+
+
+class LeaseLost(IndexerError):
+    """Another replica took the leader lease over: this one stops writing and stands by.
+    Neither retried by the drivers nor fatal to the process."""
+
+
+class LeaseHeld(Fatal):
+    """An operation that needs every follower stopped found a live leader."""

@@ -1,7 +1,8 @@
 """Liveness, readiness and lag, served with the metrics on one small HTTP server.
 
-/healthz: the loop turned recently. /readyz: database and node answer and the
-lag is under AUDIFI_READY_MAX_LAG_BLOCKS, i.e. caught up and healthy.
+/healthz: the loop turned recently. /readyz on the leader: database and node answer
+and the lag is under AUDIFI_READY_MAX_LAG_BLOCKS, i.e. caught up and healthy; on a
+standby: its database answers, so it can take over ("standby (leader: NAME)").
 Nothing else is served: no configuration, no version of a dependency.
 """
 
@@ -42,6 +43,7 @@ class Health:
         self.lag_blocks: int | None = None
         self.halted: str | None = None
         self.failing = False
+        self.standby_of: str | None = None  # the leader's name while this replica stands by
         for gauge in _MEASURED:
             gauge.set(math.nan)
         metrics.UP.set(0)
@@ -80,6 +82,19 @@ class Health:
             )
         metrics.UP.set(1 if self.lag_blocks <= self.max_lag_blocks else 0)
 
+    def standing_by(self, leader: str) -> None:
+        """A standby whose database answers is healthy and ready: ready to take over."""
+        self.last_turn = self.last_ok = time.monotonic()
+        self.failing = False
+        self.standby_of = leader
+        metrics.UP.set(1)
+
+    def leading(self) -> None:
+        """Leading from now on: ready once caught up, as measured by the steps."""
+        self.standby_of = None
+        self.lag_blocks = None
+        metrics.UP.set(0)
+
     def halt(self, reason: str) -> None:
         """A fatal error: stay unready until the process exits."""
         self.halted = reason
@@ -93,6 +108,8 @@ class Health:
             return False, f"halted: {self.halted}"
         if self.store is None:
             return False, "waiting for the database and the node"
+        if self.standby_of is not None:
+            return await self._standby_ready()
         if self.lag_blocks is None:
             return False, "not caught up yet"
         try:
@@ -107,6 +124,14 @@ class Health:
         if self.lag_blocks > self.max_lag_blocks:
             return False, f"lag {self.lag_blocks} blocks"
         return True, "ok"
+
+    async def _standby_ready(self) -> tuple[bool, str]:
+        assert self.store is not None
+        try:
+            await asyncio.wait_for(self.store.ping(), timeout=2.0)
+        except Exception as e:  # the readiness probe reports any failure, it never raises
+            return False, f"standby; database: {type(e.__cause__ or e).__name__}"
+        return True, f"standby (leader: {self.standby_of})"
 
 
 async def _metrics(_: web.Request) -> web.Response:

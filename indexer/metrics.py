@@ -85,3 +85,13 @@ BACKFILL_DONE_BLOCKS = Gauge(
 BACKFILL_TOTAL_BLOCKS = Gauge(f"{PREFIX}_backfill_total_blocks", "Blocks in the running backfill.")
 
 UP = Gauge(f"{PREFIX}_ready", "1 when /readyz would answer 200, else 0.")
+
+LEADER = Gauge(
+    f"{PREFIX}_leader", "1 while this replica holds the chain's leader lease and follows, else 0."
+)
+ROLE_CHANGES = Counter(
+    f"{PREFIX}_role_changes_total", "Times this replica became leader or standby.", ["role"]
+)
+LEASE_AGE = Gauge(
+    f"{PREFIX}_lease_age_seconds", "Seconds since the leader last renewed its lease (leader only)."
+)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from secrets import token_hex
 
 import asyncpg
 import structlog
@@ -14,15 +17,17 @@ from indexer import __version__, metrics
 from indexer.backfill import backfill
 from indexer.chain import Checkpoint, ContractKind, TrackedContract
 from indexer.config import Settings, redact_url
-from indexer.errors import Fatal, Retryable, RpcError, SchemaBehind
+from indexer.errors import ConfigError, Fatal, Retryable, RpcError, SchemaBehind
 from indexer.follow import CatchUp, follow
 from indexer.health import Health, serve
+from indexer.leader import Leadership
 from indexer.migrate import MigrationError, pending_versions
 from indexer.pacing import Backoff, wait_or_stop
 from indexer.ranges import RangePlanner
 from indexer.rpc import RpcClient
 from indexer.source import ChainSource
 from indexer.step import Pipeline
+from indexer.store.control import Fence, Identity, indexed_chains, read_identity, record_identity
 from indexer.store.db import connection, create_pool, database_errors
 from indexer.store.state import Store
 from indexer.views import refresh_views_periodically
@@ -73,8 +78,16 @@ async def require_migrated(pool: asyncpg.Pool) -> None:
 
 
 @asynccontextmanager
-async def open_pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
-    """Connect to both ends and build the pipeline; closes everything on exit."""
+async def open_pipeline(
+    settings: Settings, *, records: bool = False, first_block: int | None = None
+) -> AsyncIterator[Pipeline]:
+    """Connect to both ends and build the pipeline; closes everything on exit.
+
+    The index's recorded identity is checked first: settings naming another factory or
+    first block are refused (ConfigError, nothing written). A command that `records`
+    (run, backfill) records the identity of a new index, starting at AUDIFI_START_BLOCK,
+    else `first_block`, else the factory's deployment block (a search through old state,
+    the only one: once recorded, no command needs a node with history)."""
     pool = await open_pool(settings)
     rpc = RpcClient(
         settings.rpc_endpoints, timeout=settings.rpc_timeout, max_retries=settings.rpc_max_retries
@@ -84,11 +97,11 @@ async def open_pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
         source = ChainSource(rpc, batch_size=settings.rpc_batch_size)
         chain_id = await source.chain_id()
         if settings.chain_id is not None and settings.chain_id != chain_id:
-            raise Fatal(f"AUDIFI_CHAIN_ID is {settings.chain_id} but the node serves {chain_id}")
+            raise ConfigError(
+                f"AUDIFI_CHAIN_ID is {settings.chain_id} but the node serves chain {chain_id}"
+            )
         store = Store(pool, chain_id, reorg_window=settings.reorg_window)
-        since = settings.start_block
-        if since is None:
-            since = await find_deployment_block(source, settings.factory, await source.head())
+        since, unrecorded = await _first_block(settings, source, store, records, first_block)
         planner = RangePlanner(
             span=settings.getlogs_initial_range,
             max_span=settings.getlogs_max_range,
@@ -101,10 +114,80 @@ async def open_pipeline(settings: Settings) -> AsyncIterator[Pipeline]:
             planner=planner,
             reorg_window=settings.reorg_window,
             confirmations=settings.confirmations,
+            unrecorded=unrecorded,
         )
     finally:
         await rpc.close()
         await pool.close()
+
+
+async def _first_block(
+    settings: Settings,
+    source: ChainSource,
+    store: Store,
+    records: bool,
+    first_block: int | None,
+) -> tuple[int, Identity | None]:
+    """The index's first block by its recorded identity, and the identity a new index
+    will record (None when recorded already, or for a command that records nothing)."""
+    factory, chain_id = settings.factory, store.chain_id
+    recorded = await read_identity(store.pool, chain_id)
+    if recorded is not None:
+        _require_same(settings, recorded)
+        return recorded.first_block, None
+    if not records:  # read-only, or a test building its own pipeline: as before identities
+        if settings.start_block is not None:
+            return settings.start_block, None
+        return await find_deployment_block(source, factory, await source.head()), None
+    others = [c for c in await indexed_chains(store.pool) if c != chain_id]
+    if others and settings.chain_id is None:
+        raise ConfigError(
+            f"this database indexes chain {', '.join(map(str, others))} and the node serves "
+            f"chain {chain_id}: set AUDIFI_CHAIN_ID={chain_id} to index another chain here"
+        )
+    head = await source.head()
+    if not await source.has_code(factory, head):
+        raise ConfigError(
+            f"AUDIFI_FACTORY_ADDRESS: no contract at 0x{factory.hex()} on chain {chain_id}"
+        )
+    first = settings.start_block if settings.start_block is not None else first_block
+    if first is None:
+        first = await find_deployment_block(source, factory, head)
+    return first, Identity(chain_id, factory, first)
+
+
+def _require_same(settings: Settings, recorded: Identity) -> None:
+    """Refuse settings that name another factory or first block than the index has."""
+    factory, chain = settings.factory, recorded.chain_id
+    if recorded.factory != factory:
+        raise ConfigError(
+            f"AUDIFI_FACTORY_ADDRESS is 0x{factory.hex()} but this index of chain {chain} "
+            f"follows the factory 0x{recorded.factory.hex()}; to index another factory, "
+            f"empty this chain's index first (audifi-indexer forget-chain --chain-id {chain})"
+        )
+    if settings.start_block is not None and settings.start_block != recorded.first_block:
+        raise ConfigError(
+            f"AUDIFI_START_BLOCK is {settings.start_block} but this index of chain {chain} "
+            f"starts at block {recorded.first_block}; unset it, or empty this chain's index "
+            f"first (audifi-indexer forget-chain --chain-id {chain})"
+        )
+
+
+async def record_identity_if_new(p: Pipeline, settings: Settings) -> None:
+    """Record a new index's identity before its first write; a concurrent first start
+    with other settings that won the race is refused like any other mismatch."""
+    if p.unrecorded is None:
+        return
+    recorded = await record_identity(p.store.pool, p.unrecorded)
+    _require_same(settings, recorded)
+    if recorded == p.unrecorded:
+        log.info(
+            "identity_recorded",
+            chain_id=recorded.chain_id,
+            factory="0x" + recorded.factory.hex(),
+            first_block=recorded.first_block,
+        )
+    p.unrecorded = None
 
 
 async def ensure_checkpoint(p: Pipeline) -> Checkpoint:
@@ -151,7 +234,7 @@ async def _connect_and_follow(settings: Settings, stop: asyncio.Event, health: H
     backoff = Backoff()
     while not stop.is_set():
         try:
-            async with open_pipeline(settings) as p:
+            async with open_pipeline(settings, records=True) as p:
                 health.store = p.store
                 await _serve_and_follow(p, settings, stop, health)
                 return
@@ -169,22 +252,33 @@ async def _connect_and_follow(settings: Settings, stop: asyncio.Event, health: H
 async def _serve_and_follow(
     p: Pipeline, settings: Settings, stop: asyncio.Event, health: Health
 ) -> None:
-    checkpoint = await ensure_checkpoint(p)
-    position = await p.store.position()
+    """Stand by or lead until stopped; while leading, follow with the lease's fence."""
     refresher = None
     if settings.view_refresh_interval > 0:
         refresher = asyncio.create_task(
             refresh_views_periodically(p.store.pool, settings.view_refresh_interval, stop)
         )
-    log.info(
-        "started",
-        chain_id=p.store.chain_id,
-        checkpoint=checkpoint.number,
-        contracts=len(position.contracts) + 1,
-        metrics=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
-    )
+    holder = f"{settings.replica_name or socket.gethostname()}:{os.getpid()}:{token_hex(3)}"
+    leadership = Leadership(p.store, holder=holder, seconds=settings.lease_seconds, health=health)
+
+    async def lead(fence: Fence, until: asyncio.Event) -> None:
+        p.fence = fence
+        try:
+            await record_identity_if_new(p, settings)
+            checkpoint = await ensure_checkpoint(p)
+            log.info(
+                "started",
+                chain_id=p.store.chain_id,
+                checkpoint=checkpoint.number,
+                epoch=fence.epoch,
+                metrics=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics",
+            )
+            await _follow_or_linger(p, settings, until, health)
+        finally:
+            p.fence = None
+
     try:
-        await _follow_or_linger(p, settings, stop, health)
+        await leadership.run(stop, lead)
     finally:
         if refresher is not None:
             refresher.cancel()

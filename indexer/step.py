@@ -40,6 +40,7 @@ from indexer.ranges import RangePlanner
 from indexer.registry import Registry, children_of
 from indexer.reorg import find_fork
 from indexer.source import ChainSource
+from indexer.store.control import Fence, Identity
 from indexer.store.state import Batch, Committed, Store
 from indexer.tables import QUARANTINE
 
@@ -75,6 +76,8 @@ class Pipeline:
     planner: RangePlanner
     reorg_window: int
     confirmations: int = 0
+    fence: Fence | None = None  # set while this process leads: every commit carries it
+    unrecorded: Identity | None = None  # a new index's identity, recorded before it writes
 
     def registry(self, position: Position) -> Registry:
         """The factory and every child the index has committed."""
@@ -244,6 +247,7 @@ async def commit(
             window_from=head - p.reorg_window + 1,
             durable=durable,
             expected=expected,
+            fence=p.fence,
         )
         try:
             committed = await p.store.commit(batch)
@@ -327,7 +331,9 @@ async def _handle_reorg(p: Pipeline, checkpoint: Checkpoint, head: int) -> StepR
     """Walk back to the common ancestor and undo everything above it, unless another
     writer moved the checkpoint meanwhile (then the step runs again)."""
     fork = await find_fork(p.source, p.store, checkpoint)
-    reverted = await p.store.rewind(fork, old_head=checkpoint.hash, expected=checkpoint)
+    reverted = await p.store.rewind(
+        fork, old_head=checkpoint.hash, expected=checkpoint, fence=p.fence
+    )
     depth = checkpoint.number - fork.number
     metrics.REORGS.inc()
     metrics.REORG_DEPTH.observe(depth)

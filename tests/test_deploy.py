@@ -354,11 +354,15 @@ def pod_specs() -> dict[str, dict[str, Any]]:
     return specs
 
 
-def test_follower_deployment_never_overlaps_and_probes_health() -> None:
+def test_follower_deployment_runs_a_standby_rolls_without_downtime_and_probes_health() -> None:
     deployment = k8s_one("Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"]["type"] == "Recreate", "two followers must never run at once"
+    assert spec["replicas"] == 2, "a leader and a hot standby"
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    (budget,) = k8s_docs()["pdb.yaml"]
+    assert budget["kind"] == "PodDisruptionBudget" and budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["selector"] == spec["selector"]
     assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
     (container,) = spec["template"]["spec"]["containers"]
     assert container["args"] == ["run"]

@@ -16,7 +16,8 @@ from indexer import metrics
 from indexer.chain import BlockRef, Checkpoint, ContractKind, Position, TrackedContract
 from indexer.checkpoint import advanced
 from indexer.derive import StagedRows
-from indexer.errors import IndexMoved, MissingHeaders
+from indexer.errors import IndexMoved, LeaseHeld, MissingHeaders
+from indexer.store.control import Fence, check_fence
 from indexer.store.db import connection, database_errors
 from indexer.store.notify import notify_batch, notify_reorg
 from indexer.store.revert import Reverted, revert_above, revert_blocks
@@ -44,6 +45,8 @@ class Batch:
     # The position the batch was fetched against: the commit is refused (IndexMoved) if
     # the checkpoint, or a contract tracked below the batch, differs now. None: no fence.
     expected: Position | None = None
+    # The leader's lease token: the commit is refused (LeaseLost) once it was taken over.
+    fence: Fence | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,8 @@ class Store:
         return result
 
     async def _commit_locked(self, conn: asyncpg.Connection, batch: Batch) -> Committed:
+        if batch.fence is not None:
+            await check_fence(conn, self.chain_id, batch.fence)
         before = _position(await conn.fetch(_POSITION, self.chain_id))
         _check_fence(before, batch)
         stale = await self._stale_in_range(conn, batch)
@@ -252,7 +257,12 @@ class Store:
         return stale
 
     async def rewind(
-        self, fork: Checkpoint, *, old_head: bytes | None, expected: Checkpoint | None = None
+        self,
+        fork: Checkpoint,
+        *,
+        old_head: bytes | None,
+        expected: Checkpoint | None = None,
+        fence: Fence | None = None,
     ) -> Reverted:
         """Undo everything above `fork` and move the checkpoint there (reorg or operator).
 
@@ -264,6 +274,8 @@ class Store:
             conn.transaction(),
         ):
             await lock_chain(conn, self.chain_id, durable=True)
+            if fence is not None:
+                await check_fence(conn, self.chain_id, fence)
             stored = _position(await conn.fetch(_POSITION, self.chain_id)).checkpoint
             if expected is not None and stored != expected:
                 raise IndexMoved("the checkpoint moved while the reorg was being traced")
@@ -285,6 +297,31 @@ class Store:
                 reverted_to_block=stored.number if stored else fork.number,
             )
         return reverted
+
+
+_FORGOTTEN = ("indexer_checkpoints", "indexer_blocks", "indexer_leases", "indexer_identity")
+
+
+async def forget_chain(pool: asyncpg.Pool, chain_id: int) -> Reverted:
+    """Empty this chain's index (raw rows, derived state, checkpoint, window, identity and
+    lease) in one transaction, so that it can be started afresh, e.g. on another
+    factory. Refused while a replica holds an unexpired lease: stop every `run` first."""
+    async with (
+        database_errors(f"emptying the index of chain {chain_id}"),
+        connection(pool) as conn,
+        conn.transaction(),
+    ):
+        await lock_chain(conn, chain_id, durable=True)
+        leader = await conn.fetchval(
+            "select holder from indexer_leases where chain_id = $1 and expires_at > now()",
+            chain_id,
+        )
+        if leader is not None:
+            raise LeaseHeld(f"replica {leader} leads chain {chain_id}: stop every `run` first")
+        reverted = await revert_above(conn, chain_id, -1)
+        for table in _FORGOTTEN:
+            await conn.execute(f"delete from {table} where chain_id = $1", chain_id)
+    return reverted
 
 
 def _check_fence(now: Position, batch: Batch) -> None:

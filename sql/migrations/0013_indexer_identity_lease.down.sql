@@ -1,0 +1,2 @@
+drop table indexer_leases;
+drop table indexer_identity;

@@ -1,0 +1,389 @@
+"""Several `run` replicas on one database: one leader, fenced standbys, takeover on
+SIGKILL and SIGSTOP, and an index that refuses settings naming another factory or chain.
+Real PostgreSQL, real anvil, the daemon as subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from indexer.derive import StagedRows
+from indexer.devchain import contracts as c
+from indexer.devchain.anvil import dev_accounts
+from indexer.devchain.rpc import RpcClient, RpcError
+from indexer.devchain.workload import WorkloadConfig
+from indexer.errors import LeaseLost
+from indexer.service import open_pipeline
+from indexer.store.control import acquire_lease, release_lease, renew_lease
+from indexer.store.state import Batch
+from tests import pg
+from tests.chainfixtures import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
+from tests.chainstate import mismatches, oracle, snapshot
+from tests.faultkit import reference
+from tests.livechain import Activity, LiveChain, live_chain
+from tests.opskit import json_lines
+from tests.polling import wait_until
+
+LEASE = 3.0  # seconds: short, so that takeovers are quick to test
+
+
+@pytest.fixture
+def live() -> Iterator[LiveChain]:
+    with live_chain(
+        WorkloadConfig(seed=41, masters=3, artists=3, synthetic_holders=20), 1500
+    ) as chain:
+        yield chain
+
+
+def _replica_env(database_url: str, live: LiveChain, name: str) -> dict[str, str]:
+    return indexer_env(
+        database_url,
+        live.chain,
+        AUDIFI_LEASE_SECONDS=str(LEASE),
+        AUDIFI_REPLICA_NAME=name,
+        AUDIFI_POLL_INTERVAL="0.05",
+    )
+
+
+@contextmanager
+def replicas(
+    database_url: str, live: LiveChain, tmp_path: Path, count: int
+) -> Iterator[list[tuple[subprocess.Popen[bytes], Path]]]:
+    """`count` daemons on one database, each logging JSON to its own file."""
+    with ExitStack() as stack:
+        started = []
+        for i in range(count):
+            log = tmp_path / f"replica-{i}.log"
+            env = _replica_env(database_url, live, f"replica-{i}")
+            process = stack.enter_context(running_indexer(["run"], env, log_path=str(log)))
+            started.append((process, log))
+        yield started
+
+
+def _roles(log: Path) -> list[str]:
+    return [r["role"] for r in json_lines(log.read_text()) if r.get("event") == "role"]
+
+
+def _leader(running: list[tuple[subprocess.Popen[bytes], Path]]) -> int:
+    """The index of the one replica whose last role is leader (fails unless exactly one)."""
+    leading = [i for i, (_, log) in enumerate(running) if _roles(log)[-1:] == ["leader"]]
+    assert len(leading) == 1, [(_roles(log), i) for i, (_, log) in enumerate(running)]
+    return leading[0]
+
+
+def _deploy_and_use_children(live: LiveChain) -> None:
+    """A master and a coin deployed mid-stream, then minted and moved, so that a replica
+    with a stale registry would lose their events."""
+    admin, *holders = dev_accounts(live.rpc)[:3]
+    factory = live.chain.factory
+    receipts = c.transact(
+        live.rpc,
+        [
+            c.deploy_master_tx(admin, factory, uuid.uuid4().bytes, 50),
+            c.deploy_artist_coin_tx(admin, factory, uuid.uuid4().bytes, "MID", 18),
+        ],
+    )
+    (master,) = c.masters_deployed(receipts)
+    (coin,) = c.artist_coins_deployed(receipts)
+    c.transact(
+        live.rpc,
+        [
+            c.nft_mint_batch_tx(admin, master.nft, holders[0], 4),
+            c.coin_mint_batch_tx(admin, coin.token, holders, [10**18, 5]),
+        ],
+    )
+
+
+def _ends_equal_to_the_chain_and_a_fresh_index(
+    database_url: str, live: LiveChain, databases: pg.Databases, template_db: str
+) -> None:
+    head = live.head()
+    problems = databases.run(_match(database_url, live, within=60))
+    assert problems == [], problems[:10]
+    name = databases.create(template=template_db)
+    try:
+        fresh = databases.run(reference(databases.url(name), live.chain, head))
+    finally:
+        databases.drop(name)
+    indexed = databases.run(snapshot(database_url))
+    for table, rows in fresh.items():
+        assert indexed[table] == rows, table
+
+
+async def _match(database_url: str, live: LiveChain, *, within: float) -> list[str]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        problems = await mismatches(database_url, oracle(live.chain.url, live.chain.factory))
+        checkpoint = await _checkpoint(database_url)
+        if not problems and checkpoint == live.head():
+            return []
+        if loop.time() > deadline:
+            return problems or [f"checkpoint {checkpoint}, head {live.head()}"]
+        await asyncio.sleep(0.2)
+
+
+async def _checkpoint(database_url: str) -> int | None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        value = await conn.fetchval("select block_number from indexer_checkpoints")
+        return None if value is None else int(value)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_replicas_follow_through_activity_children_and_reorgs_with_one_leader(
+    count: int,
+    database_url: str,
+    live: LiveChain,
+    pg_databases: pg.Databases,
+    template_db: str,
+    tmp_path: Path,
+) -> None:
+    with replicas(database_url, live, tmp_path, count) as running:
+        wait_until(lambda: any(_roles(log) for _, log in running), timeout=30, what="a role")
+        with Activity(live, every=0.3, events=40, reorg_every=4, seed=count):
+            time.sleep(1.5)
+        _deploy_and_use_children(live)  # between rounds: the workload's connection is ours
+        with Activity(live, every=0.3, events=40, reorg_every=4, seed=count + 10):
+            time.sleep(1.5)
+        _ends_equal_to_the_chain_and_a_fresh_index(database_url, live, pg_databases, template_db)
+        _leader(running)
+        assert sum(_roles(log).count("leader") for _, log in running) == 1
+    for _, log in running:  # SIGTERM: every replica stops cleanly
+        assert '"fatal"' not in log.read_text()
+
+
+def test_a_standby_takes_over_within_the_lease_when_the_leader_is_killed(
+    database_url: str,
+    live: LiveChain,
+    pg_databases: pg.Databases,
+    template_db: str,
+    tmp_path: Path,
+) -> None:
+    with replicas(database_url, live, tmp_path, 2) as running:
+        wait_until(lambda: any(_roles(log) for _, log in running), timeout=30, what="a leader")
+        leader = _leader(running)
+        standby_log = running[1 - leader][1]
+        wait_until(lambda: _roles(standby_log), timeout=30, what="the standby's role")
+        with Activity(live, every=0.3, events=40, seed=5):
+            time.sleep(1.0)
+            running[leader][0].send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            wait_until(
+                lambda: _roles(standby_log)[-1:] == ["leader"],
+                timeout=LEASE * 3,
+                what="the standby to take over",
+            )
+            took = time.monotonic() - killed
+        _deploy_and_use_children(live)
+        print(f"takeover after SIGKILL: {took:.2f} s (lease {LEASE} s)")
+        assert took <= LEASE + LEASE / 3 + 1.0, took  # expiry + one polling round + slack
+        _ends_equal_to_the_chain_and_a_fresh_index(database_url, live, pg_databases, template_db)
+
+
+def test_a_leader_paused_past_its_lease_steps_down_when_it_resumes(
+    database_url: str,
+    live: LiveChain,
+    pg_databases: pg.Databases,
+    template_db: str,
+    tmp_path: Path,
+) -> None:
+    with replicas(database_url, live, tmp_path, 2) as running:
+        wait_until(lambda: any(_roles(log) for _, log in running), timeout=30, what="a leader")
+        leader = _leader(running)
+        paused, paused_log = running[leader]
+        other_log = running[1 - leader][1]
+        with Activity(live, every=0.3, events=40, seed=6):
+            paused.send_signal(signal.SIGSTOP)
+            try:
+                wait_until(
+                    lambda: _roles(other_log)[-1:] == ["leader"],
+                    timeout=LEASE * 3,
+                    what="a takeover from the paused leader",
+                )
+                time.sleep(1.0)
+            finally:
+                paused.send_signal(signal.SIGCONT)
+            wait_until(
+                lambda: _roles(paused_log)[-1:] == ["standby"],
+                timeout=LEASE * 3,
+                what="the resumed old leader to stand by",
+            )
+        _deploy_and_use_children(live)
+        events = [r.get("event") for r in json_lines(paused_log.read_text())]
+        assert "lease_lost" in events
+        _ends_equal_to_the_chain_and_a_fresh_index(database_url, live, pg_databases, template_db)
+        assert _leader(running) == 1 - leader
+
+
+async def test_a_commit_with_a_taken_over_lease_is_refused_by_the_fence(
+    database_url: str, live: LiveChain
+) -> None:
+    async with open_pipeline(settings_for(database_url, live.chain)) as p:
+        pool, chain_id = p.store.pool, p.store.chain_id
+        old = await acquire_lease(pool, chain_id, "old", 1.0)
+        assert old is not None
+        assert await acquire_lease(pool, chain_id, "new", 1.0) is None  # not expired yet
+        await asyncio.sleep(1.2)
+        new = await acquire_lease(pool, chain_id, "new", 30.0)
+        assert new is not None and new.epoch == old.epoch + 1
+        head = live.head()
+        header = (await p.source.headers([head]))[head]
+        assert header is not None
+        batch = Batch(head, head, StagedRows.empty(), {head: header}, 0, True, None, old)
+        with pytest.raises(LeaseLost, match="taken over"):
+            await p.store.commit(batch)
+        assert not await renew_lease(pool, chain_id, old, 30.0)
+        await p.store.commit(
+            Batch(head, head, StagedRows.empty(), {head: header}, 0, True, None, new)
+        )
+        await release_lease(pool, chain_id, new)
+
+
+def _run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*INDEXER, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+async def _counts(database_url: str) -> dict[str, Any]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return {
+            "rows": await conn.fetchval("select count(*) from token_transfers"),
+            "identity": [tuple(r) for r in await conn.fetch("select * from indexer_identity")],
+            "checkpoints": await conn.fetchval("select count(*) from indexer_checkpoints"),
+        }
+    finally:
+        await conn.close()
+
+
+def test_another_factory_or_chain_is_refused_and_nothing_is_written(
+    database_url: str, live: LiveChain, pg_databases: pg.Databases
+) -> None:
+    env = indexer_env(database_url, live.chain)
+    head = str(live.head())
+    done = _run_cli(
+        ["backfill", "--from-block", str(live.chain.factory_block), "--to-block", head], env
+    )
+    assert done.returncode == 0, done.stderr
+    before = pg_databases.run(_counts(database_url))
+    assert before["identity"][0][1] == live.chain.factory
+    coin = live.workload.coins[0].token  # a contract, but not the factory
+    wrong = {**env, "AUDIFI_FACTORY_ADDRESS": "0x" + coin.hex()}
+    for command in (["backfill", "--from-block", "1", "--to-block", head], ["run"], ["status"]):
+        refused = _run_cli(command, wrong)
+        assert refused.returncode == 2, (command, refused.stderr)
+        assert (
+            "0x" + coin.hex() in refused.stderr
+            and "0x" + live.chain.factory.hex() in refused.stderr
+        )
+    refused = _run_cli(["status"], {**env, "AUDIFI_CHAIN_ID": "999"})
+    assert refused.returncode == 2 and "999" in refused.stderr, refused.stderr
+    refused = _run_cli(["run"], {**env, "AUDIFI_START_BLOCK": str(live.chain.factory_block + 1)})
+    assert refused.returncode == 2 and "AUDIFI_START_BLOCK" in refused.stderr, refused.stderr
+    assert pg_databases.run(_counts(database_url)) == before
+
+
+def test_status_and_run_on_an_existing_index_need_no_history(
+    database_url: str, live: LiveChain, tmp_path: Path
+) -> None:
+    """A backfill-only index records its identity; then `status` and `run` work against a
+    node that refuses old state (every eth_getCode below the head), with no START_BLOCK."""
+    env = indexer_env(database_url, live.chain)
+    head = live.head()
+    done = _run_cli(
+        ["backfill", "--from-block", str(live.chain.factory_block), "--to-block", str(head)], env
+    )
+    assert done.returncode == 0, done.stderr
+    with _no_history_proxy(live.chain.url) as url:
+        pruned = {**env, "AUDIFI_RPC_URL": url}
+        status = _run_cli(["status", "--json"], pruned)
+        assert status.returncode == 0, status.stderr
+        log = tmp_path / "run.log"
+        with running_indexer(["run"], pruned, log_path=str(log)) as process:
+            wait_until(
+                lambda: any(r.get("event") == "started" for r in json_lines(log.read_text())),
+                timeout=30,
+                what="the daemon to start",
+            )
+            assert process.poll() is None, log.read_text()
+            process.send_signal(signal.SIGTERM)
+            assert wait_exit(process, 20) == 0, log.read_text()[-3000:]
+
+
+@contextmanager
+def _no_history_proxy(upstream: str) -> Iterator[str]:
+    """A node without history in front of anvil: eth_getCode and eth_call below the head
+    answer as a pruned node does ("missing trie node"); everything else passes through."""
+
+    def answer(item: dict[str, Any], head: int) -> dict[str, Any] | None:
+        if item.get("method") in ("eth_getCode", "eth_call"):
+            block = item["params"][-1]
+            if block not in ("latest", "pending") and int(block, 16) < head:
+                message = f"missing trie node (state at block {int(block, 16)} is pruned)"
+                return {
+                    "jsonrpc": "2.0",
+                    "id": item["id"],
+                    "error": {"code": -32000, "message": message},
+                }
+        return None
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            items = body if isinstance(body, list) else [body]
+            with RpcClient(upstream) as rpc:
+                head = int(rpc.call("eth_blockNumber"), 16)
+            refused = {i["id"]: a for i in items if (a := answer(i, head)) is not None}
+            passed = [i for i in items if i["id"] not in refused]
+            answers: dict[Any, Any] = dict(refused)
+            if passed:
+                request = urllib.request.Request(
+                    upstream, json.dumps(passed).encode(), {"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    answers.update({a["id"]: a for a in json.loads(response.read())})
+            out = [answers[i["id"]] for i in items]
+            data = json.dumps(out if isinstance(body, list) else out[0]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_the_no_history_proxy_refuses_old_state(live: LiveChain) -> None:
+    """The proxy above really is a node without history: the deployment search fails."""
+    with _no_history_proxy(live.chain.url) as url, RpcClient(url) as rpc:
+        old = hex(live.chain.factory_block)
+        with pytest.raises(RpcError, match="missing trie node"):
+            rpc.call("eth_getCode", ["0x" + live.chain.factory.hex(), old])
+        assert rpc.call("eth_getCode", ["0x" + live.chain.factory.hex(), "latest"]) != "0x"
