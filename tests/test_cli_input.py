@@ -16,9 +16,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests import pg
-from tests.chainfixtures import INDEXER, indexer_env, running_indexer, wait_exit
-from tests.faultkit import (
+from tests.helpers import pg
+from tests.helpers.chain import INDEXER, indexer_env, running_indexer, wait_exit
+from tests.helpers.faults import Fault
+from tests.helpers.nodes import (
     LiveChain,
     drop_login,
     limit_connections,
@@ -27,9 +28,8 @@ from tests.faultkit import (
     new_login,
     proxies_on_a_thread,
 )
-from tests.opskit import json_lines
-from tests.polling import wait_until
-from tests.support import Fault
+from tests.helpers.ops import json_lines
+from tests.helpers.polling import wait_until
 
 USAGE = 2
 CLOSED = "127.0.0.1:1"  # nothing listens on port 1

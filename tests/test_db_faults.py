@@ -22,10 +22,10 @@ from indexer.devchain.anvil import free_port
 from indexer.devchain.contracts import Master
 from indexer.errors import DatabaseUnavailable, Fatal
 from indexer.store.db import database_errors
-from tests import pg
-from tests.chainfixtures import indexer_env, running_indexer, wait_exit
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.faultkit import (
+from tests.helpers import pg
+from tests.helpers.chain import indexer_env, running_indexer, wait_exit
+from tests.helpers.chainstate import mismatches, oracle, snapshot
+from tests.helpers.nodes import (
     Activity,
     LiveChain,
     drop_login,
@@ -37,8 +37,8 @@ from tests.faultkit import (
     reference,
     written,
 )
-from tests.opskit import get, json_lines, private_postgres
-from tests.polling import wait_until
+from tests.helpers.ops import get, json_lines, private_postgres
+from tests.helpers.polling import wait_until
 
 APP = "audifi-indexer"  # the pool's application_name
 

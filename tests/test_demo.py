@@ -11,7 +11,7 @@ import time
 
 import asyncpg
 
-from tests.chainfixtures import wait_exit
+from tests.helpers.chain import wait_exit
 
 
 def _alive(pid: int) -> bool:

@@ -18,9 +18,10 @@ from indexer.follow import follow
 from indexer.health import Health
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, follow_step
-from tests import pg
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.faultkit import (
+from tests.helpers import pg
+from tests.helpers.chainstate import mismatches, oracle, snapshot
+from tests.helpers.faults import Fault, FaultSettings
+from tests.helpers.nodes import (
     CountingProxy,
     LiveChain,
     Tamper,
@@ -31,7 +32,7 @@ from tests.faultkit import (
     settings,
     written,
 )
-from tests.support import Fault, FaultSettings, RpcProxy
+from tests.helpers.proxy import RpcProxy
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
 FAST = FaultSettings(retry_after_s=1, slow_s=0.2, hold_s=3.0)

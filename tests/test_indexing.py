@@ -15,7 +15,7 @@ from indexer.devchain.anvil import start_anvil
 from indexer.devchain.rpc import RpcClient
 from indexer.devchain.workload import Workload, WorkloadConfig
 from indexer.service import open_pipeline
-from tests.chainfixtures import (
+from tests.helpers.chain import (
     INDEXER,
     Chain,
     indexer_env,
@@ -23,7 +23,7 @@ from tests.chainfixtures import (
     settings_for,
     wait_exit,
 )
-from tests.chainstate import mismatches, oracle, snapshot, wait_for_match
+from tests.helpers.chainstate import mismatches, oracle, snapshot, wait_for_match
 
 EVENTS = 20_000
 

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from indexer.devchain.anvil import free_port
-from tests.chainfixtures import INDEXER, indexer_env, running_indexer, wait_exit
-from tests.opskit import LiveChain, get, json_lines, small_chain, status, with_secret
-from tests.polling import wait_until
+from tests.helpers.chain import INDEXER, indexer_env, running_indexer, wait_exit
+from tests.helpers.ops import LiveChain, get, json_lines, small_chain, status, with_secret
+from tests.helpers.polling import wait_until
 
 RPC_SECRET = "rpc-s3cret-key"
 

@@ -13,9 +13,9 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from tests.chainfixtures import INDEXER, indexer_env
-from tests.chainstate import mismatches, oracle
-from tests.faultkit import LiveChain, drop_login, live_chain, login_url, new_login
+from tests.helpers.chain import INDEXER, indexer_env
+from tests.helpers.chainstate import mismatches, oracle
+from tests.helpers.nodes import LiveChain, drop_login, live_chain, login_url, new_login
 
 ROLES = ("audifi_owner", "audifi_indexer", "audifi_backend", "audifi_analytics")
 DENIED = asyncpg.exceptions.InsufficientPrivilegeError

@@ -12,10 +12,11 @@ import pytest
 from indexer.backfill import backfill
 from indexer.limits import parse_limit_error
 from indexer.service import open_pipeline
-from tests import pg
-from tests.chainstate import snapshot
-from tests.faultkit import LiveChain, live_chain, reference_database, settings
-from tests.support import PROVIDER_LIMIT_ERRORS, LimitError, RpcProxy
+from tests.helpers import pg
+from tests.helpers.chainstate import snapshot
+from tests.helpers.limits import PROVIDER_LIMIT_ERRORS, LimitError
+from tests.helpers.nodes import LiveChain, live_chain, reference_database, settings
+from tests.helpers.proxy import RpcProxy
 
 MAX_RANGE = 3  # blocks: the workload's ~25 blocks need several ranges
 MAX_RESULTS = 60  # logs: a block holds up to ~40, so ranges of one or two blocks pass

@@ -40,10 +40,11 @@ from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, StepResult
 from indexer.store.notify import CHANNEL
 from indexer.store.revert import RAW_TABLES
-from tests import pg
-from tests.chainfixtures import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.reorgkit import (
+from tests.helpers import pg
+from tests.helpers.chain import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
+from tests.helpers.chainstate import mismatches, oracle, snapshot
+from tests.helpers.proxy import RpcProxy
+from tests.helpers.reorgs import (
     Devchain,
     at_head,
     backfilled,
@@ -57,7 +58,6 @@ from tests.reorgkit import (
     sync,
     tx_object,
 )
-from tests.support import RpcProxy
 
 SEED_ENV = "AUDIFI_REORG_SEED"
 MUTATIONS = 48  # chain changes per property run (~10 s here)

@@ -26,14 +26,9 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.support import (
-    PROVIDER_LIMIT_ERRORS,
-    Fault,
-    FaultSettings,
-    LimitError,
-    RpcProxy,
-    limit_error,
-)
+from tests.helpers.faults import Fault, FaultSettings
+from tests.helpers.limits import PROVIDER_LIMIT_ERRORS, LimitError, limit_error
+from tests.helpers.proxy import RpcProxy
 
 ANVIL = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "anvil"
 # Init code that emits one anonymous log (PUSH1 0 PUSH1 0 LOG0) and deploys nothing.

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from indexer.devchain.anvil import free_port
-from tests import pg
-from tests.chainfixtures import indexer_env, running_indexer, wait_exit
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.faultkit import (
+from tests.helpers import pg
+from tests.helpers.chain import indexer_env, running_indexer, wait_exit
+from tests.helpers.chainstate import mismatches, oracle, snapshot
+from tests.helpers.faults import Fault, FaultSettings
+from tests.helpers.nodes import (
     Activity,
     LiveChain,
     checkpoint,
@@ -27,9 +28,9 @@ from tests.faultkit import (
     proxies_on_a_thread,
     reference,
 )
-from tests.opskit import get, json_lines, parse_metrics
-from tests.polling import wait_until
-from tests.support import Fault, FaultSettings, RpcProxy
+from tests.helpers.ops import get, json_lines, parse_metrics
+from tests.helpers.polling import wait_until
+from tests.helpers.proxy import RpcProxy
 
 SOAK_SECONDS = float(os.environ.get("AUDIFI_SOAK_SECONDS", "60"))
 FAULT_RATE = 0.2

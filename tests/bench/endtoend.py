@@ -20,7 +20,7 @@ import orjson
 from indexer.store.revert import RAW_TABLES as REVERTED_TABLES
 from tests.bench.chaincache import CachedChain
 from tests.bench.procs import INDEXER, Child
-from tests.chainstate import mismatches, oracle
+from tests.helpers.chainstate import mismatches, oracle
 
 # Every table that gets one row per chain event (the quarantine holds none here).
 RAW_TABLES = tuple(t for t in REVERTED_TABLES if t != "indexer_quarantine")

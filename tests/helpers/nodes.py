@@ -27,12 +27,12 @@ from indexer.config import Settings, load_settings
 from indexer.devchain.workload import WorkloadConfig
 from indexer.service import open_pipeline
 from indexer.store.revert import RAW_TABLES
-from tests import livechain, pg
-from tests.chainfixtures import Chain
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.livechain import Activity as Activity
-from tests.livechain import LiveChain
-from tests.support import RpcProxy
+from tests.helpers import livechain, pg
+from tests.helpers.chain import Chain
+from tests.helpers.chainstate import mismatches, oracle, snapshot
+from tests.helpers.livechain import Activity as Activity
+from tests.helpers.livechain import LiveChain
+from tests.helpers.proxy import RpcProxy
 
 T = TypeVar("T")
 

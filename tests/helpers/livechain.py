@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from indexer.devchain.anvil import mine, reorg, start_anvil
 from indexer.devchain.rpc import RpcClient
 from indexer.devchain.workload import Workload, WorkloadConfig
-from tests.chainfixtures import Chain
+from tests.helpers.chain import Chain
 
 
 @dataclass

@@ -28,8 +28,8 @@ from indexer.devchain.rpc import RpcClient, RpcError
 from indexer.errors import Retryable
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, StepResult, follow_step
-from tests.chainfixtures import Chain, settings_for
-from tests.chainstate import INDEXED_TABLES, snapshot
+from tests.helpers.chain import Chain, settings_for
+from tests.helpers.chainstate import INDEXED_TABLES, snapshot
 
 TxPairs = list[tuple[dict[str, str], int]]
 

@@ -36,7 +36,7 @@ T = TypeVar("T")
 
 TEST_DATABASE_URL_ENV: Final = "AUDIFI_TEST_DATABASE_URL"
 LOCAL_DSN: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
-EMBEDDED_DATA: Final = Path(__file__).resolve().parent.parent / ".pgdata" / "test"
+EMBEDDED_DATA: Final = Path(__file__).resolve().parents[2] / ".pgdata" / "test"
 _TIMEOUT_S: Final = 60.0
 _SAFE_NAME: Final = re.compile(r"^[a-z0-9_]{1,63}$")
 

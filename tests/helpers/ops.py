@@ -26,9 +26,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from indexer.devchain.anvil import free_port
 from indexer.devchain.workload import WorkloadConfig
-from tests import pg
-from tests.livechain import LiveChain, live_chain
-from tests.polling import wait_until
+from tests.helpers import pg
+from tests.helpers.livechain import LiveChain, live_chain
+from tests.helpers.polling import wait_until
 
 SECRET = "s3cret-ops-pw"
 PROMETHEUS = "/usr/bin/prometheus"
