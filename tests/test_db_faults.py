@@ -24,20 +24,10 @@ from indexer.errors import DatabaseUnavailable, Fatal
 from indexer.store.db import database_errors
 from tests.helpers import pg
 from tests.helpers.chain import indexer_env, running_indexer, wait_exit
-from tests.helpers.chainstate import mismatches, oracle, snapshot
-from tests.helpers.nodes import (
-    Activity,
-    LiveChain,
-    drop_login,
-    duplicates,
-    limit_connections,
-    live_chain,
-    login_url,
-    new_login,
-    reference,
-    written,
-)
+from tests.helpers.chainstate import duplicates, mismatches, oracle, reference, snapshot, written
+from tests.helpers.livechain import Activity, LiveChain, sparse_chain
 from tests.helpers.ops import get, json_lines, private_postgres
+from tests.helpers.pg import drop_login, limit_connections, login_url, new_login
 from tests.helpers.polling import wait_until
 
 APP = "audifi-indexer"  # the pool's application_name
@@ -45,7 +35,7 @@ APP = "audifi-indexer"  # the pool's application_name
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveChain]:
-    with live_chain(seed=61, events=1_500) as chain:
+    with sparse_chain(seed=61, events=1_500) as chain:
         yield chain
 
 

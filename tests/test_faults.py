@@ -19,19 +19,19 @@ from indexer.health import Health
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, follow_step
 from tests.helpers import pg
-from tests.helpers.chainstate import mismatches, oracle, snapshot
-from tests.helpers.faults import Fault, FaultSettings
-from tests.helpers.nodes import (
-    CountingProxy,
-    LiveChain,
-    Tamper,
+from tests.helpers.chain import settings_through
+from tests.helpers.chainstate import (
     duplicates,
-    live_chain,
+    mismatches,
+    oracle,
     reference,
     reference_database,
-    settings,
+    snapshot,
     written,
 )
+from tests.helpers.faults import Fault, FaultSettings
+from tests.helpers.livechain import LiveChain, sparse_chain
+from tests.helpers.nodes import CountingProxy, Tamper
 from tests.helpers.proxy import RpcProxy
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -43,7 +43,7 @@ HARMLESS = {Fault.SLOW, Fault.BATCH_REORDERED, Fault.HEAD_JUMP}
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveChain]:
-    with live_chain(seed=29, events=450) as chain:
+    with sparse_chain(seed=29, events=450) as chain:
         yield chain
 
 
@@ -82,7 +82,7 @@ async def _follow_to(p: Pipeline, head: int, *, within: float = 60) -> list[Retr
 async def _index_through(
     live: LiveChain, database_url: str, urls: list[str], **extra: Any
 ) -> list[Retryable]:
-    config = settings(database_url, live.chain, urls, rpc_timeout=RPC_TIMEOUT, **extra)
+    config = settings_through(database_url, live.chain, urls, rpc_timeout=RPC_TIMEOUT, **extra)
     async with open_pipeline(config) as p:
         await ensure_checkpoint(p)
         return await _follow_to(p, live.head())
@@ -161,7 +161,7 @@ async def test_a_lagging_node_is_waited_for_then_followed(
     head = live.head()
     async with RpcProxy(live.chain.url, settings=FAST) as proxy:
         proxy.lagging(5)
-        config = settings(database_url, live.chain, [proxy.url], rpc_timeout=RPC_TIMEOUT)
+        config = settings_through(database_url, live.chain, [proxy.url], rpc_timeout=RPC_TIMEOUT)
         async with open_pipeline(config) as p:
             await ensure_checkpoint(p)
             await _follow_to(p, head - 5)
@@ -181,7 +181,7 @@ async def test_several_urls_one_down_one_lagging_one_failing_then_fail_back(
     """A is down (every connection reset), B lags 3 blocks, C fails half its requests.
     The follower keeps up with live blocks through C; once A recovers, the traffic
     returns to A, the first URL. The end state is the chain's, and a clean backfill's."""
-    with live_chain(seed=31, events=300) as live:
+    with sparse_chain(seed=31, events=300) as live:
         async with (
             CountingProxy(live.chain.url, seed=1, settings=FAST) as a,
             CountingProxy(live.chain.url, seed=2, settings=FAST) as b,
@@ -190,7 +190,7 @@ async def test_several_urls_one_down_one_lagging_one_failing_then_fail_back(
             a.randomize(1.0, [Fault.RESET])
             b.lagging(3)
             c.randomize(0.5, [Fault.HTTP_500, Fault.RPC_ERROR, Fault.INVALID_JSON, Fault.RESET])
-            config = settings(
+            config = settings_through(
                 database_url,
                 live.chain,
                 [a.url, b.url, c.url],

@@ -16,7 +16,8 @@ import pytest
 
 from indexer.devchain.anvil import free_port
 from tests.helpers.chain import INDEXER, indexer_env, running_indexer, wait_exit
-from tests.helpers.ops import LiveChain, get, json_lines, small_chain, status, with_secret
+from tests.helpers.livechain import LiveChain, small_chain
+from tests.helpers.ops import get, json_lines, status, with_secret
 from tests.helpers.polling import wait_until
 
 RPC_SECRET = "rpc-s3cret-key"

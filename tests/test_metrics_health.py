@@ -18,11 +18,10 @@ from indexer.devchain.anvil import DEFAULT_CHAIN_ID, free_port
 from indexer.store.write import WRITE_LOCK
 from tests.helpers.chain import indexer_env, running_indexer, wait_exit
 from tests.helpers.faults import Fault, FaultSettings
-from tests.helpers.livechain import Activity
+from tests.helpers.livechain import Activity, LiveChain, small_chain
 from tests.helpers.ops import (
     PROMETHEUS,
     SECRET,
-    LiveChain,
     get,
     get_if,
     is_nan,
@@ -30,7 +29,6 @@ from tests.helpers.ops import (
     private_postgres,
     prometheus,
     scrape,
-    small_chain,
     status,
 )
 from tests.helpers.polling import eventually, wait_until

@@ -17,17 +17,10 @@ import pytest
 from indexer.devchain.anvil import free_port
 from tests.helpers import pg
 from tests.helpers.chain import indexer_env, running_indexer, wait_exit
-from tests.helpers.chainstate import mismatches, oracle, snapshot
+from tests.helpers.chainstate import checkpoint, duplicates, mismatches, oracle, reference, snapshot
 from tests.helpers.faults import Fault, FaultSettings
-from tests.helpers.nodes import (
-    Activity,
-    LiveChain,
-    checkpoint,
-    duplicates,
-    live_chain,
-    proxies_on_a_thread,
-    reference,
-)
+from tests.helpers.livechain import Activity, LiveChain, sparse_chain
+from tests.helpers.nodes import proxies_on_a_thread
 from tests.helpers.ops import get, json_lines, parse_metrics
 from tests.helpers.polling import wait_until
 from tests.helpers.proxy import RpcProxy
@@ -40,7 +33,7 @@ FAULTS = FaultSettings(retry_after_s=1, slow_s=0.3, hold_s=4.0, head_jump=3)
 
 @pytest.fixture
 def live() -> Iterator[LiveChain]:
-    with live_chain(seed=47, events=300) as chain:
+    with sparse_chain(seed=47, events=300) as chain:
         yield chain
 
 

@@ -17,7 +17,7 @@ from indexer.backfill import backfill
 from indexer.devchain.anvil import DEFAULT_CHAIN_ID
 from indexer.service import ensure_checkpoint, open_pipeline
 from tests.helpers.chain import INDEXER, Chain, indexer_env, running_indexer, settings_for
-from tests.helpers.ops import LiveChain, small_chain
+from tests.helpers.livechain import LiveChain, small_chain
 from tests.helpers.polling import wait_until
 
 RAW_KINDS = ("nft_transfers", "token_transfers", "dividend_events", "dividend_claims")

@@ -24,7 +24,7 @@ from indexer.service import open_pool
 from tests.helpers import pg
 from tests.helpers.chain import INDEXER, indexer_env, running_indexer, wait_exit
 from tests.helpers.chainstate import mismatches, oracle
-from tests.helpers.nodes import LiveChain, live_chain
+from tests.helpers.livechain import LiveChain, sparse_chain
 from tests.helpers.ops import PrivatePostgres, get, json_lines
 from tests.helpers.polling import wait_until
 
@@ -126,7 +126,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveChain]:
-    with live_chain(seed=83, events=200) as chain:
+    with sparse_chain(seed=83, events=200) as chain:
         yield chain
 
 

@@ -16,7 +16,8 @@ from indexer.verify import DIFFERENCES_EXIT_CODE, run_verify
 from tests.helpers import pg
 from tests.helpers.chain import INDEXER, Chain, indexer_env, settings_for
 from tests.helpers.chainstate import snapshot
-from tests.helpers.ops import LiveChain, json_lines, small_chain
+from tests.helpers.livechain import LiveChain, small_chain
+from tests.helpers.ops import json_lines
 
 Corruption = Callable[[asyncpg.Connection], Awaitable[list[str]]]
 

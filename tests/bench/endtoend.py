@@ -132,6 +132,6 @@ async def raw_rows(database_url: str) -> int:
 
 
 def oracle_mismatches(database_url: str, rpc_url: str, chain: CachedChain) -> list[str]:
-    """tests/chainstate's check: owners, balances, claim totals and supplies vs the chain."""
+    """tests/helpers/chainstate's check: owners, balances, claim totals, supplies vs the chain."""
     state = oracle(rpc_url, chain.factory_bytes, from_block=chain.factory_block)
     return asyncio.run(mismatches(database_url, state))

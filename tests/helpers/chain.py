@@ -1,4 +1,6 @@
-"""Helpers shared by the tests that index a real anvil chain."""
+"""The chain a test indexes (anvil and the AudiFi factory on it), and the indexer on it:
+settings for an in-process pipeline, or the daemon as a subprocess (its environment,
+start, stop and exit). Every process started here is stopped here, by PID."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from indexer.config import Settings, load_settings
 from indexer.devchain.anvil import Anvil
@@ -37,6 +40,19 @@ def settings_for(database_url: str, chain: Chain, **overrides: object) -> Settin
     )
 
 
+def settings_through(
+    database_url: str, chain: Chain, rpc_urls: Sequence[str] = (), **extra: Any
+) -> Settings:
+    """`settings_for` indexing from the factory's block, through `rpc_urls` when given."""
+    return settings_for(
+        database_url,
+        chain,
+        rpc_urls=list(rpc_urls),
+        start_block=chain.factory_block,
+        **extra,
+    )
+
+
 def indexer_env(database_url: str, chain: Chain, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIFI_")}
     env.update(
@@ -61,15 +77,21 @@ def running_indexer(
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_process(process)
         if log_path:
             out.close()  # type: ignore[union-attr]
+
+
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 15.0) -> int:
+    """SIGTERM exactly this process, SIGKILL it after `timeout`; its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    return process.returncode
 
 
 def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int | None:
