@@ -32,6 +32,7 @@ from tests.helpers.chainstate import (
 from tests.helpers.faults import Fault, FaultSettings
 from tests.helpers.livechain import LiveChain, sparse_chain
 from tests.helpers.nodes import CountingProxy, Tamper
+from tests.helpers.polling import eventually
 from tests.helpers.proxy import RpcProxy
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -65,18 +66,25 @@ async def _follow_to(p: Pipeline, head: int, *, within: float = 60) -> list[Retr
     """Step until the checkpoint is `head` and the follower waits. A step that fails must
     have written nothing: no row and no checkpoint move. Returns the failures."""
     failures: list[Retryable] = []
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+
+    async def stepped_to_head() -> bool:
         before = await written(p.store.pool)
         try:
             result = await follow_step(p)
         except Retryable as e:
             assert await written(p.store.pool) == before, f"a failed step wrote something: {e}"
             failures.append(e)
-            continue
-        if result.outcome in (Outcome.IDLE, Outcome.WAITING) and before[0] == head:
-            return failures  # WAITING: a replica behind reported a lower head
-    raise AssertionError(f"not at block {head} after {within}s; failures: {failures[-3:]}")
+            return False
+        # WAITING: a replica behind reported a lower head
+        return result.outcome in (Outcome.IDLE, Outcome.WAITING) and before[0] == head
+
+    await eventually(
+        stepped_to_head,
+        within=within,
+        what=lambda: f"the checkpoint at block {head}; failures: {failures[-3:]}",
+        every=0,  # each step already waits on the node and the database
+    )
+    return failures
 
 
 async def _index_through(
@@ -256,14 +264,18 @@ async def _activity(live: LiveChain, *, rounds: int) -> None:
 
 
 async def _until_matches(url: str, live: LiveChain, within: float = 60) -> None:
-    deadline = time.monotonic() + within
     head = live.head()
-    while True:
-        checkpoint, _ = await written(url)
-        if checkpoint == head:
-            problems = await mismatches(url, oracle(live.chain.url, live.chain.factory))
-            assert problems == [], problems[:5]
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"checkpoint {checkpoint}, head {head} after {within}s")
-        await asyncio.sleep(0.05)
+    seen: list[int | None] = [None]
+
+    async def at_head() -> bool:
+        seen[0], _ = await written(url)
+        return seen[0] == head
+
+    await eventually(
+        at_head,
+        within=within,
+        what=lambda: f"checkpoint {seen[0]} to reach head {head}",
+        every=0.05,
+    )
+    problems = await mismatches(url, oracle(live.chain.url, live.chain.factory))
+    assert problems == [], problems[:5]

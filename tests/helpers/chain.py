@@ -8,14 +8,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from indexer.config import Settings, load_settings
 from indexer.devchain.anvil import Anvil
+from tests.helpers.polling import wait_until
 
 INDEXER = [sys.executable, "-m", "indexer"]
 
@@ -94,10 +95,13 @@ def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 15.0) -> 
     return process.returncode
 
 
-def wait_exit(process: subprocess.Popen[bytes], timeout: float) -> int | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return process.returncode
-        time.sleep(0.05)
-    return None
+def wait_exit(process: subprocess.Popen[bytes], timeout: float, *, log: Path | None = None) -> int:
+    """The exit code of `process`; fails the test if it still runs after `timeout` seconds
+    (naming the end of `log`, when given). The process is left to the caller to stop."""
+
+    def what() -> str:
+        tail = f":\n{log.read_text()[-3000:]}" if log is not None and log.exists() else ""
+        return f"process {process.pid} to exit{tail}"
+
+    wait_until(lambda: process.poll() is not None, timeout=timeout, what=what)
+    return process.returncode

@@ -4,7 +4,6 @@ indexed table for equality checks between two databases, and read what a run mus
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,6 +18,7 @@ from indexer.store.revert import RAW_TABLES
 from tests.helpers import pg
 from tests.helpers.chain import Chain, settings_through
 from tests.helpers.livechain import LiveChain
+from tests.helpers.polling import eventually
 
 ZERO = bytes(20)
 
@@ -174,15 +174,21 @@ async def _supplies(conn: asyncpg.Connection, state: ChainState) -> list[str]:
     return problems
 
 
-async def wait_for_match(url: str, rpc_url: str, factory: bytes, *, within: float) -> list[str]:
-    """Poll until the database agrees with the chain, or the deadline passes."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        problems = await mismatches(url, oracle(rpc_url, factory))
-        if not problems or loop.time() > deadline:
-            return problems
-        await asyncio.sleep(0.2)
+async def wait_for_match(url: str, rpc_url: str, factory: bytes, *, within: float) -> None:
+    """Poll until the database agrees with the chain; fails the test at the deadline,
+    naming the disagreements left."""
+    problems: list[str] = []
+
+    async def agrees() -> bool:
+        problems[:] = await mismatches(url, oracle(rpc_url, factory))
+        return not problems
+
+    await eventually(
+        agrees,
+        within=within,
+        what=lambda: f"the database to agree with the chain; it disagrees on {problems[:5]}",
+        every=0.2,
+    )
 
 
 # What a run must leave: one reference, no duplicates, the checkpoint it reached.
