@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests import pg
+from tests.helpers import pg
 
 
 @pytest.fixture(scope="session")

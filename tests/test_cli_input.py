@@ -16,20 +16,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests import pg
-from tests.chainfixtures import INDEXER, indexer_env, running_indexer, wait_exit
-from tests.faultkit import (
-    LiveChain,
-    drop_login,
-    limit_connections,
-    live_chain,
-    login_url,
-    new_login,
-    proxies_on_a_thread,
-)
-from tests.opskit import json_lines
-from tests.polling import wait_until
-from tests.support import Fault
+from tests.helpers import pg
+from tests.helpers.chain import INDEXER, indexer_env, running_indexer, wait_exit
+from tests.helpers.faults import Fault
+from tests.helpers.livechain import LiveChain, sparse_chain
+from tests.helpers.nodes import proxies_on_a_thread
+from tests.helpers.ops import json_lines
+from tests.helpers.pg import drop_login, limit_connections, login_url, new_login
+from tests.helpers.polling import wait_until
 
 USAGE = 2
 CLOSED = "127.0.0.1:1"  # nothing listens on port 1
@@ -37,7 +31,7 @@ CLOSED = "127.0.0.1:1"  # nothing listens on port 1
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveChain]:
-    with live_chain(seed=71, events=200) as chain:
+    with sparse_chain(seed=71, events=200) as chain:
         yield chain
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from indexer.config import load_settings, redact_url
 from indexer.errors import ConfigError
-from tests.chainfixtures import INDEXER
+from tests.helpers.chain import INDEXER
 
 SECRET = "s3cr3t-pw"
 

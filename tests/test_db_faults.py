@@ -22,30 +22,20 @@ from indexer.devchain.anvil import free_port
 from indexer.devchain.contracts import Master
 from indexer.errors import DatabaseUnavailable, Fatal
 from indexer.store.db import database_errors
-from tests import pg
-from tests.chainfixtures import indexer_env, running_indexer, wait_exit
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.faultkit import (
-    Activity,
-    LiveChain,
-    drop_login,
-    duplicates,
-    limit_connections,
-    live_chain,
-    login_url,
-    new_login,
-    reference,
-    written,
-)
-from tests.opskit import get, json_lines, private_postgres
-from tests.polling import wait_until
+from tests.helpers import pg
+from tests.helpers.chain import indexer_env, running_indexer, wait_exit
+from tests.helpers.chainstate import duplicates, mismatches, oracle, reference, snapshot, written
+from tests.helpers.livechain import Activity, LiveChain, sparse_chain
+from tests.helpers.ops import get, json_lines, private_postgres
+from tests.helpers.pg import drop_login, limit_connections, login_url, new_login
+from tests.helpers.polling import eventually, wait_until
 
 APP = "audifi-indexer"  # the pool's application_name
 
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveChain]:
-    with live_chain(seed=61, events=1_500) as chain:
+    with sparse_chain(seed=61, events=1_500) as chain:
         yield chain
 
 
@@ -132,7 +122,7 @@ def test_connections_killed_mid_batch_during_a_backfill(
     log = tmp_path / "backfill.log"
     with running_indexer(args, env, log_path=str(log)) as process:
         mid_batch = _run(_kill_in_transactions(pg_admin_dsn, database, process, wanted=3))
-        code = wait_exit(process, 120)
+        code = wait_exit(process, 120, log=log)
     assert code == 0, log.read_text()[-8000:]
     assert mid_batch >= 3, f"only {mid_batch} kills landed inside a transaction"
     retries = [r for r in json_lines(log.read_text()) if r["event"] == "backfill_retry"]
@@ -150,9 +140,12 @@ async def _kill_in_transactions(
     conn = await asyncpg.connect(admin)
     try:
         url = pg.database_url(admin, database)
+
+        async def writing() -> bool:
+            return process.poll() is not None or (await written(url))[1] > 0
+
         # Batches, not start-up: a one-shot command gives up on a database lost there.
-        while process.poll() is None and (await written(url))[1] == 0:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
+        await eventually(writing, within=60, what="the backfill's first rows", every=0.01)
         deadline = asyncio.get_running_loop().time() + 60
         while process.poll() is None and landed < wanted:
             assert asyncio.get_running_loop().time() < deadline, f"{landed} kills in 60 s"
@@ -317,7 +310,7 @@ def test_a_unique_violation_that_should_not_happen_stops_the_daemon_loudly(
     log = tmp_path / "daemon.log"
     env = _env(database_url, live, free_port())
     with running_indexer(["run"], env, log_path=str(log)) as daemon:
-        code = wait_exit(daemon, 60)
+        code = wait_exit(daemon, 60, log=log)
     text = log.read_text()
     assert code == 1, text[-3000:]
     last = text.strip().splitlines()[-1]

@@ -7,11 +7,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import asyncpg
 
-from tests.chainfixtures import wait_exit
+from tests.helpers.chain import wait_exit
+from tests.helpers.polling import wait_until
 
 
 def _alive(pid: int) -> bool:
@@ -52,17 +52,21 @@ def test_demo_indexes_live_activity_and_sigterm_leaves_nothing_behind(
             if "simulating activity" in line:
                 break
         assert len(pids) == 2, "the demo names its anvil and indexer PIDs"
-        deadline = time.monotonic() + 60
-        while asyncio.run(_indexed_rows(empty_database_url)) == 0:
-            assert time.monotonic() < deadline, "the demo's indexer wrote nothing"
-            time.sleep(0.2)
+        wait_until(
+            lambda: asyncio.run(_indexed_rows(empty_database_url)) > 0,
+            timeout=60,
+            what="the demo's indexer to write rows",
+            every=0.2,
+        )
         demo.send_signal(signal.SIGTERM)
         assert wait_exit(demo, 30) == 0
     finally:
         if demo.poll() is None:
             demo.kill()
             demo.wait(10)
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(pid) for pid in pids)
+    wait_until(
+        lambda: not any(_alive(pid) for pid in pids),
+        timeout=10,
+        what=f"the demo's anvil and indexer (PIDs {pids}) to exit",
+        every=0.1,
+    )

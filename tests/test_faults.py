@@ -19,20 +19,22 @@ from indexer.follow import follow
 from indexer.health import Health
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, follow_step
-from tests import pg
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.faultkit import (
-    CountingProxy,
-    LiveChain,
-    Tamper,
+from tests.helpers import pg
+from tests.helpers.chain import settings_through
+from tests.helpers.chainstate import (
     duplicates,
-    live_chain,
+    mismatches,
+    oracle,
     reference,
     reference_database,
-    settings,
+    snapshot,
     written,
 )
-from tests.support import Fault, FaultSettings, RpcProxy
+from tests.helpers.faults import Fault, FaultSettings
+from tests.helpers.livechain import LiveChain, sparse_chain
+from tests.helpers.nodes import CountingProxy, Tamper
+from tests.helpers.polling import eventually
+from tests.helpers.proxy import RpcProxy
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
 FAST = FaultSettings(retry_after_s=1, slow_s=0.2, hold_s=3.0)
@@ -43,7 +45,7 @@ HARMLESS = {Fault.SLOW, Fault.BATCH_REORDERED, Fault.HEAD_JUMP}
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveChain]:
-    with live_chain(seed=29, events=450) as chain:
+    with sparse_chain(seed=29, events=450) as chain:
         yield chain
 
 
@@ -65,24 +67,31 @@ async def _follow_to(p: Pipeline, head: int, *, within: float = 60) -> list[Retr
     """Step until the checkpoint is `head` and the follower waits. A step that fails must
     have written nothing: no row and no checkpoint move. Returns the failures."""
     failures: list[Retryable] = []
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+
+    async def stepped_to_head() -> bool:
         before = await written(p.store.pool)
         try:
             result = await follow_step(p)
         except Retryable as e:
             assert await written(p.store.pool) == before, f"a failed step wrote something: {e}"
             failures.append(e)
-            continue
-        if result.outcome in (Outcome.IDLE, Outcome.WAITING) and before[0] == head:
-            return failures  # WAITING: a replica behind reported a lower head
-    raise AssertionError(f"not at block {head} after {within}s; failures: {failures[-3:]}")
+            return False
+        # WAITING: a replica behind reported a lower head
+        return result.outcome in (Outcome.IDLE, Outcome.WAITING) and before[0] == head
+
+    await eventually(
+        stepped_to_head,
+        within=within,
+        what=lambda: f"the checkpoint at block {head}; failures: {failures[-3:]}",
+        every=0,  # each step already waits on the node and the database
+    )
+    return failures
 
 
 async def _index_through(
     live: LiveChain, database_url: str, urls: list[str], **extra: Any
 ) -> list[Retryable]:
-    config = settings(database_url, live.chain, urls, rpc_timeout=RPC_TIMEOUT, **extra)
+    config = settings_through(database_url, live.chain, urls, rpc_timeout=RPC_TIMEOUT, **extra)
     async with open_pipeline(config) as p:
         await ensure_checkpoint(p)
         return await _follow_to(p, live.head())
@@ -161,7 +170,7 @@ async def test_a_lagging_node_is_waited_for_then_followed(
     head = live.head()
     async with RpcProxy(live.chain.url, settings=FAST) as proxy:
         proxy.lagging(5)
-        config = settings(database_url, live.chain, [proxy.url], rpc_timeout=RPC_TIMEOUT)
+        config = settings_through(database_url, live.chain, [proxy.url], rpc_timeout=RPC_TIMEOUT)
         async with open_pipeline(config) as p:
             await ensure_checkpoint(p)
             await _follow_to(p, head - 5)
@@ -181,7 +190,7 @@ async def test_several_urls_one_down_one_lagging_one_failing_then_fail_back(
     """A is down (every connection reset), B lags 3 blocks, C fails half its requests.
     The follower keeps up with live blocks through C; once A recovers, the traffic
     returns to A, the first URL. The end state is the chain's, and a clean backfill's."""
-    with live_chain(seed=31, events=300) as live:
+    with sparse_chain(seed=31, events=300) as live:
         async with (
             CountingProxy(live.chain.url, seed=1, settings=FAST) as a,
             CountingProxy(live.chain.url, seed=2, settings=FAST) as b,
@@ -190,7 +199,7 @@ async def test_several_urls_one_down_one_lagging_one_failing_then_fail_back(
             a.randomize(1.0, [Fault.RESET])
             b.lagging(3)
             c.randomize(0.5, [Fault.HTTP_500, Fault.RPC_ERROR, Fault.INVALID_JSON, Fault.RESET])
-            config = settings(
+            config = settings_through(
                 database_url,
                 live.chain,
                 [a.url, b.url, c.url],
@@ -262,14 +271,18 @@ async def _activity(live: LiveChain, *, rounds: int) -> None:
 
 
 async def _until_matches(url: str, live: LiveChain, within: float = 60) -> None:
-    deadline = time.monotonic() + within
     head = live.head()
-    while True:
-        checkpoint, _ = await written(url)
-        if checkpoint == head:
-            problems = await mismatches(url, oracle(live.chain.url, live.chain.factory))
-            assert problems == [], problems[:5]
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"checkpoint {checkpoint}, head {head} after {within}s")
-        await asyncio.sleep(0.05)
+    seen: list[int | None] = [None]
+
+    async def at_head() -> bool:
+        seen[0], _ = await written(url)
+        return seen[0] == head
+
+    await eventually(
+        at_head,
+        within=within,
+        what=lambda: f"checkpoint {seen[0]} to reach head {head}",
+        every=0.05,
+    )
+    problems = await mismatches(url, oracle(live.chain.url, live.chain.factory))
+    assert problems == [], problems[:5]

@@ -18,8 +18,8 @@ from indexer.devchain.workload import Workload, WorkloadConfig
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, follow_step
 from indexer.store.notify import CHANNEL
-from tests.chainfixtures import Chain, settings_for
-from tests.chainstate import mismatches, oracle
+from tests.helpers.chain import Chain, settings_for
+from tests.helpers.chainstate import mismatches, oracle
 
 
 @pytest.fixture

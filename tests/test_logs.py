@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from indexer.devchain.anvil import free_port
-from tests.chainfixtures import INDEXER, indexer_env, running_indexer, wait_exit
-from tests.opskit import LiveChain, get, json_lines, small_chain, status, with_secret
-from tests.polling import wait_until
+from tests.helpers.chain import INDEXER, indexer_env, running_indexer, wait_exit
+from tests.helpers.livechain import LiveChain, small_chain
+from tests.helpers.ops import get, json_lines, status, with_secret
+from tests.helpers.polling import wait_until
 
 RPC_SECRET = "rpc-s3cret-key"
 

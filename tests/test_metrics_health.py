@@ -16,12 +16,12 @@ import pytest
 
 from indexer.devchain.anvil import DEFAULT_CHAIN_ID, free_port
 from indexer.store.write import WRITE_LOCK
-from tests.chainfixtures import indexer_env, running_indexer, wait_exit
-from tests.livechain import Activity
-from tests.opskit import (
+from tests.helpers.chain import indexer_env, running_indexer, wait_exit
+from tests.helpers.faults import Fault, FaultSettings
+from tests.helpers.livechain import Activity, LiveChain, small_chain
+from tests.helpers.ops import (
     PROMETHEUS,
     SECRET,
-    LiveChain,
     get,
     get_if,
     is_nan,
@@ -29,11 +29,10 @@ from tests.opskit import (
     private_postgres,
     prometheus,
     scrape,
-    small_chain,
     status,
 )
-from tests.polling import eventually, wait_until
-from tests.support import Fault, FaultSettings, RpcProxy
+from tests.helpers.polling import eventually, wait_until
+from tests.helpers.proxy import RpcProxy
 
 LAG = "audifi_indexer_lag_blocks"
 HEAD = "audifi_indexer_chain_head_block"

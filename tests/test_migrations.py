@@ -25,7 +25,7 @@ from indexer.migrate import (
     migration_status,
     pending_versions,
 )
-from tests import pg
+from tests.helpers import pg
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "database-interfaces.md"
 # §1.1 of the seeds, for checkouts without ../shared beside them.

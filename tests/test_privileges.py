@@ -13,9 +13,10 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from tests.chainfixtures import INDEXER, indexer_env
-from tests.chainstate import mismatches, oracle
-from tests.faultkit import LiveChain, drop_login, live_chain, login_url, new_login
+from tests.helpers.chain import INDEXER, indexer_env
+from tests.helpers.chainstate import mismatches, oracle
+from tests.helpers.livechain import LiveChain, sparse_chain
+from tests.helpers.pg import drop_login, login_url, new_login
 
 ROLES = ("audifi_owner", "audifi_indexer", "audifi_backend", "audifi_analytics")
 DENIED = asyncpg.exceptions.InsufficientPrivilegeError
@@ -176,7 +177,7 @@ async def test_everything_in_the_schema_belongs_to_the_owner_role(database_url: 
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveChain]:
-    with live_chain(seed=53, events=300) as chain:
+    with sparse_chain(seed=53, events=300) as chain:
         yield chain
 
 

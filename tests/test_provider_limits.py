@@ -12,10 +12,12 @@ import pytest
 from indexer.backfill import backfill
 from indexer.limits import parse_limit_error
 from indexer.service import open_pipeline
-from tests import pg
-from tests.chainstate import snapshot
-from tests.faultkit import LiveChain, live_chain, reference_database, settings
-from tests.support import PROVIDER_LIMIT_ERRORS, LimitError, RpcProxy
+from tests.helpers import pg
+from tests.helpers.chain import settings_through
+from tests.helpers.chainstate import reference_database, snapshot
+from tests.helpers.limits import PROVIDER_LIMIT_ERRORS, LimitError
+from tests.helpers.livechain import LiveChain, sparse_chain
+from tests.helpers.proxy import RpcProxy
 
 MAX_RANGE = 3  # blocks: the workload's ~25 blocks need several ranges
 MAX_RESULTS = 60  # logs: a block holds up to ~40, so ranges of one or two blocks pass
@@ -24,7 +26,7 @@ Snapshot = dict[str, list[tuple[Any, ...]]]
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveChain]:
-    with live_chain(seed=17, events=450) as chain:
+    with sparse_chain(seed=17, events=450) as chain:
         yield chain
 
 
@@ -52,7 +54,9 @@ async def test_a_refused_range_is_split_and_nothing_is_missed(
     head = live.head()
     async with RpcProxy(live.chain.url) as proxy:
         proxy.limit_get_logs(error=error, **_limits(error))
-        config = settings(database_url, live.chain, [proxy.url], getlogs_initial_range=1_000)
+        config = settings_through(
+            database_url, live.chain, [proxy.url], getlogs_initial_range=1_000
+        )
         async with open_pipeline(config) as p:
             await backfill(p, live.chain.factory_block, head, head=head, concurrency=2)
             ceiling = p.planner.ceiling

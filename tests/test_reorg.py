@@ -40,10 +40,12 @@ from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, StepResult
 from indexer.store.notify import CHANNEL
 from indexer.tables import TABLE_NAMES
-from tests import pg
-from tests.chainfixtures import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.reorgkit import (
+from tests.helpers import pg
+from tests.helpers.chain import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
+from tests.helpers.chainstate import mismatches, oracle, snapshot
+from tests.helpers.polling import eventually
+from tests.helpers.proxy import RpcProxy
+from tests.helpers.reorgs import (
     Devchain,
     at_head,
     backfilled,
@@ -57,7 +59,6 @@ from tests.reorgkit import (
     sync,
     tx_object,
 )
-from tests.support import RpcProxy
 
 SEED_ENV = "AUDIFI_REORG_SEED"
 MUTATIONS = 48  # chain changes per property run (~10 s here)
@@ -248,15 +249,18 @@ class _following:
         return self.caught_up
 
     async def caught_up(self, within: float = 30.0) -> None:
-        assert self.task is not None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not await at_head(self.p):
-            if self.task.done():
-                self.task.result()
+        task = self.task
+        assert task is not None
+
+        async def at_the_head() -> bool:
+            if await at_head(self.p):
+                return True
+            if task.done():
+                task.result()
                 raise AssertionError("the follower stopped")
-            assert loop.time() < deadline, "the follower did not reach the head"
-            await asyncio.sleep(0.01)
+            return False
+
+        await eventually(at_the_head, within=within, what="the follower at the head", every=0.01)
 
     async def __aexit__(self, *exc: object) -> None:
         self.stop.set()
@@ -379,15 +383,17 @@ async def _daemon_synced(
     url: str, dev: Devchain, daemon: subprocess.Popen[bytes], log: Path, within: float = 60.0
 ) -> None:
     """Wait until the daemon's checkpoint is the node's head block; fail if it exits."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
+
+    async def synced() -> bool:
         if await _checkpoint_is_head(url, dev.rpc):
-            return
+            return True
         if daemon.poll() is not None:
             raise AssertionError(f"daemon exited {daemon.returncode}:\n{_tail(log)}")
-        assert loop.time() < deadline, f"daemon not at the head:\n{_tail(log)}"
-        await asyncio.sleep(0.02)
+        return False
+
+    await eventually(
+        synced, within=within, what=lambda: f"the daemon at the head:\n{_tail(log)}", every=0.02
+    )
 
 
 async def _checkpoint_is_head(url: str, rpc: RpcClient) -> bool:
@@ -515,12 +521,13 @@ async def _reached(moment: str, url: str, reorgs: int, fork: int) -> bool:
 async def _until(
     condition: Callable[[], Awaitable[bool]], daemon: subprocess.Popen[bytes], within: float = 30
 ) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await condition():
+    async def now() -> bool:
+        if await condition():
+            return True
         assert daemon.poll() is None, f"daemon exited {daemon.returncode}"
-        assert loop.time() < deadline, "the moment to kill never came"
-        await asyncio.sleep(0.002)
+        return False
+
+    await eventually(now, within=within, what="the moment to kill", every=0.002)
 
 
 # 8. Only a different hash is a reorg: a lagging node is waited out; a shorter fork is not.

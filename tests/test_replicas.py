@@ -30,13 +30,12 @@ from indexer.errors import LeaseLost
 from indexer.service import open_pipeline
 from indexer.store.control import acquire_lease, release_lease, renew_lease
 from indexer.store.state import Batch
-from tests import pg
-from tests.chainfixtures import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.faultkit import reference
-from tests.livechain import Activity, LiveChain, live_chain
-from tests.opskit import json_lines
-from tests.polling import wait_until
+from tests.helpers import pg
+from tests.helpers.chain import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
+from tests.helpers.chainstate import mismatches, oracle, reference, snapshot
+from tests.helpers.livechain import Activity, LiveChain, live_chain
+from tests.helpers.ops import json_lines
+from tests.helpers.polling import wait_until
 
 LEASE = 3.0  # seconds: short, so that takeovers are quick to test
 

@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,10 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.support import (
-    PROVIDER_LIMIT_ERRORS,
-    Fault,
-    FaultSettings,
-    LimitError,
-    RpcProxy,
-    limit_error,
-)
+from tests.helpers.faults import Fault, FaultSettings
+from tests.helpers.limits import PROVIDER_LIMIT_ERRORS, LimitError, limit_error
+from tests.helpers.polling import eventually, wait_until
+from tests.helpers.proxy import RpcProxy
 
 ANVIL = Path(__file__).resolve().parents[1] / "node_modules" / ".bin" / "anvil"
 # Init code that emits one anonymous log (PUSH1 0 PUSH1 0 LOG0) and deploys nothing.
@@ -78,16 +74,16 @@ def _rpc_sync(url: str, method: str, *params: Any) -> Any:
 
 
 def _wait_ready(process: subprocess.Popen[bytes], url: str, deadline_s: float = 15.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"anvil exited with {process.returncode}")
         try:
             _rpc_sync(url, "eth_chainId")
-            return
         except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.05)
-    raise TimeoutError(f"anvil not ready at {url} after {deadline_s}s")
+            return False
+        return True
+
+    wait_until(ready, timeout=deadline_s, what=f"anvil ready at {url}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -166,14 +162,6 @@ async def post(
         timeout=aiohttp.ClientTimeout(total=within_s),
     ) as response:
         return Reply(response.status, dict(response.headers), await response.read())
-
-
-async def until(predicate: Callable[[], bool], deadline_s: float = 5.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
 
 
 async def test_forwards_unfaulted_calls_and_batches(
@@ -500,7 +488,11 @@ async def test_stop_ends_held_requests_and_leaves_nothing_running(chain: Chain) 
     proxy.script(Fault.READ_TIMEOUT)
     async with aiohttp.ClientSession() as session:
         held = asyncio.create_task(post(session, proxy.url, req("eth_chainId")))
-        await until(lambda: proxy.stats.requests == 1)
+
+        async def arrived() -> bool:
+            return proxy.stats.requests == 1
+
+        await eventually(arrived, within=5, what="the held request at the proxy", every=0.01)
         started = time.monotonic()
         await proxy.stop()
         with pytest.raises(aiohttp.ClientConnectionError):

@@ -15,21 +15,15 @@ from pathlib import Path
 import pytest
 
 from indexer.devchain.anvil import free_port
-from tests import pg
-from tests.chainfixtures import indexer_env, running_indexer, wait_exit
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.faultkit import (
-    Activity,
-    LiveChain,
-    checkpoint,
-    duplicates,
-    live_chain,
-    proxies_on_a_thread,
-    reference,
-)
-from tests.opskit import get, json_lines, parse_metrics
-from tests.polling import wait_until
-from tests.support import Fault, FaultSettings, RpcProxy
+from tests.helpers import pg
+from tests.helpers.chain import indexer_env, running_indexer, wait_exit
+from tests.helpers.chainstate import checkpoint, duplicates, mismatches, oracle, reference, snapshot
+from tests.helpers.faults import Fault, FaultSettings
+from tests.helpers.livechain import Activity, LiveChain, sparse_chain
+from tests.helpers.nodes import proxies_on_a_thread
+from tests.helpers.ops import get, json_lines, parse_metrics
+from tests.helpers.polling import wait_until
+from tests.helpers.proxy import RpcProxy
 
 SOAK_SECONDS = float(os.environ.get("AUDIFI_SOAK_SECONDS", "60"))
 FAULT_RATE = 0.2
@@ -39,7 +33,7 @@ FAULTS = FaultSettings(retry_after_s=1, slow_s=0.3, hold_s=4.0, head_jump=3)
 
 @pytest.fixture
 def live() -> Iterator[LiveChain]:
-    with live_chain(seed=47, events=300) as chain:
+    with sparse_chain(seed=47, events=300) as chain:
         yield chain
 
 

@@ -16,9 +16,9 @@ import pytest
 from indexer.backfill import backfill
 from indexer.devchain.anvil import DEFAULT_CHAIN_ID
 from indexer.service import ensure_checkpoint, open_pipeline
-from tests.chainfixtures import INDEXER, Chain, indexer_env, running_indexer, settings_for
-from tests.opskit import LiveChain, small_chain
-from tests.polling import wait_until
+from tests.helpers.chain import INDEXER, Chain, indexer_env, running_indexer, settings_for
+from tests.helpers.livechain import LiveChain, small_chain
+from tests.helpers.polling import wait_until
 
 RAW_KINDS = ("nft_transfers", "token_transfers", "dividend_events", "dividend_claims")
 MASTERS = ARTISTS = 3  # what small_chain deploys

@@ -21,12 +21,12 @@ import pytest
 from indexer.config import load_settings
 from indexer.devchain.anvil import free_port
 from indexer.service import open_pool
-from tests import pg
-from tests.chainfixtures import INDEXER, indexer_env, running_indexer, wait_exit
-from tests.chainstate import mismatches, oracle
-from tests.faultkit import LiveChain, live_chain
-from tests.opskit import PrivatePostgres, get, json_lines
-from tests.polling import wait_until
+from tests.helpers import pg
+from tests.helpers.chain import INDEXER, indexer_env, running_indexer, wait_exit
+from tests.helpers.chainstate import mismatches, oracle
+from tests.helpers.livechain import LiveChain, sparse_chain
+from tests.helpers.ops import PrivatePostgres, get, json_lines
+from tests.helpers.polling import wait_until
 
 PASSWORD = "tls-Pw-9f3b"  # what must never be printed
 
@@ -126,7 +126,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
 
 @pytest.fixture(scope="module")
 def live() -> Iterator[LiveChain]:
-    with live_chain(seed=83, events=200) as chain:
+    with sparse_chain(seed=83, events=200) as chain:
         yield chain
 
 

@@ -13,10 +13,11 @@ import pytest
 from indexer.backfill import backfill
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.verify import DIFFERENCES_EXIT_CODE, run_verify
-from tests import pg
-from tests.chainfixtures import INDEXER, Chain, indexer_env, settings_for
-from tests.chainstate import snapshot
-from tests.opskit import LiveChain, json_lines, small_chain
+from tests.helpers import pg
+from tests.helpers.chain import INDEXER, Chain, indexer_env, settings_for
+from tests.helpers.chainstate import snapshot
+from tests.helpers.livechain import LiveChain, small_chain
+from tests.helpers.ops import json_lines
 
 Corruption = Callable[[asyncpg.Connection], Awaitable[list[str]]]
 

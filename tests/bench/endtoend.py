@@ -20,7 +20,7 @@ import orjson
 from indexer.tables import QUARANTINE, TABLE_NAMES
 from tests.bench.chaincache import CachedChain
 from tests.bench.procs import INDEXER, Child
-from tests.chainstate import mismatches, oracle
+from tests.helpers.chainstate import mismatches, oracle
 
 # Every table that gets one row per chain event (the quarantine holds none here).
 RAW_TABLES = tuple(t for t in TABLE_NAMES if t != QUARANTINE.name)
@@ -132,6 +132,6 @@ async def raw_rows(database_url: str) -> int:
 
 
 def oracle_mismatches(database_url: str, rpc_url: str, chain: CachedChain) -> list[str]:
-    """tests/chainstate's check: owners, balances, claim totals and supplies vs the chain."""
+    """tests/helpers/chainstate's check: owners, balances, claim totals, supplies vs the chain."""
     state = oracle(rpc_url, chain.factory_bytes, from_block=chain.factory_block)
     return asyncio.run(mismatches(database_url, state))

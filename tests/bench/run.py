@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from indexer.devchain.anvil import Anvil
-from tests import pg
 from tests.bench import ceilings, chaincache, endtoend, latency, profiling, report
 from tests.bench.chaincache import CACHE_DIR, CachedChain, ChainSpec
 from tests.bench.report import Run
+from tests.helpers import pg
 
 BENCH_DATABASE_URL_ENV = "AUDIFI_BENCH_DATABASE_URL"
 STEPS = ("ceilings", "backfill", "follow")

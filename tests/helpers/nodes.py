@@ -1,53 +1,26 @@
-"""What the fault tests share: a chain with activity and reorgs, proxies on a thread of
-their own (for tests that drive the daemon as a subprocess), a tampering node for the
-inconsistencies the proxy cannot stage, and the checks that nothing was lost or doubled.
+"""Nodes for the fault tests beyond RpcProxy's faults: a node that lies in ways the proxy
+does not stage (Tamper), a proxy that counts the calls reaching the node, and proxies
+serving from a thread of their own for tests that drive the daemon as a subprocess.
 
-Every process and server started here is stopped here, by PID or by its handle."""
+Every server started here is stopped here, by its handle."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
-import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import aiohttp
-import asyncpg
 import orjson
 from aiohttp import web
 
-from indexer.backfill import backfill
-from indexer.config import Settings, load_settings
-from indexer.devchain.workload import WorkloadConfig
-from indexer.service import open_pipeline
-from indexer.tables import QUARANTINE, TABLE_NAMES
-from tests import livechain, pg
-from tests.chainfixtures import Chain
-from tests.chainstate import mismatches, oracle, snapshot
-from tests.livechain import Activity as Activity
-from tests.livechain import LiveChain
-from tests.support import RpcProxy
+from tests.helpers.proxy import RpcProxy
 
 T = TypeVar("T")
-
-# Raw tables keyed by (chain_id, tx_hash, log_index); a second row for one log under
-# another key would be a duplicate the primary key cannot see.
-RAW_EVENT_TABLES = tuple(t for t in TABLE_NAMES if t != QUARANTINE.name)
-
-
-def small_config(seed: int) -> WorkloadConfig:
-    """Few contracts, small blocks: many blocks for few events, so ranges matter."""
-    return WorkloadConfig(seed=seed, masters=3, artists=3, txs_per_block=2, max_events_per_tx=20)
-
-
-def live_chain(seed: int, events: int) -> AbstractContextManager[LiveChain]:
-    return livechain.live_chain(small_config(seed), events)
 
 
 class LoopThread:
@@ -106,9 +79,6 @@ class CountingProxy(RpcProxy):
     async def _exchange(self, items: list[dict[str, Any]], lag: int, plan: Any) -> Any:
         self.methods.update(str(item.get("method")) for item in items)
         return await super()._exchange(items, lag, plan)
-
-
-# --- a node that lies in ways the proxy does not stage ----------------------------------
 
 
 @dataclass
@@ -223,125 +193,3 @@ _DAMAGE: dict[str, Callable[[dict[str, Any], list[dict[str, Any]]], list[dict[st
     "bad_hex": _bad_hex,
     "topics_not_list": _topics_not_list,
 }
-
-
-# --- checks -------------------------------------------------------------------------------
-
-
-def settings(
-    database_url: str, chain: Chain, rpc_urls: Sequence[str] = (), **extra: Any
-) -> Settings:
-    """Settings for an in-process pipeline on `chain`, through `rpc_urls` when given."""
-    return load_settings(
-        database_url=database_url,
-        rpc_url=chain.url,
-        rpc_urls=list(rpc_urls),
-        factory_address="0x" + chain.factory.hex(),
-        start_block=chain.factory_block,
-        **extra,
-    )
-
-
-async def backfill_to(database_url: str, chain: Chain, head: int, **extra: Any) -> None:
-    """Index [factory block, head] straight from anvil (a clean reference)."""
-    async with open_pipeline(settings(database_url, chain, **extra)) as p:
-        await backfill(p, chain.factory_block, head, head=head, concurrency=2)
-
-
-async def reference(url: str, chain: Chain, head: int) -> dict[str, list[tuple[Any, ...]]]:
-    """What a clean backfill to `head` stores: every indexed table, sorted."""
-    await backfill_to(url, chain, head)
-    return await snapshot(url)
-
-
-@contextmanager
-def reference_database(
-    live: LiveChain, databases: pg.Databases, template_db: str
-) -> Iterator[dict[str, list[tuple[Any, ...]]]]:
-    """A clean backfill of the live chain into a database of its own, checked against the
-    chain: the snapshot a faulty run must end equal to."""
-    name = databases.create(template=template_db)
-    try:
-        url = databases.url(name)
-        state = databases.run(reference(url, live.chain, live.head()))
-        assert databases.run(mismatches(url, oracle(live.chain.url, live.chain.factory))) == []
-        yield state
-    finally:
-        databases.drop(name)
-
-
-async def duplicates(url: str) -> dict[str, int]:
-    """Raw tables holding one log (block, log index) more than once; {} when none does."""
-    conn = await asyncpg.connect(url)
-    try:
-        found = {}
-        for table in RAW_EVENT_TABLES:
-            n = await conn.fetchval(
-                f"select count(*) - count(distinct (chain_id, block_number, log_index)) "
-                f"from {table}"
-            )
-            if n:
-                found[table] = n
-        return found
-    finally:
-        await conn.close()
-
-
-async def checkpoint(url: str) -> tuple[int, bytes] | None:
-    """The stored checkpoint (block, hash), None before the first."""
-    conn = await asyncpg.connect(url)
-    try:
-        row = await conn.fetchrow("select block_number, block_hash from indexer_checkpoints")
-    finally:
-        await conn.close()
-    return None if row is None else (row[0], bytes(row[1]))
-
-
-_WRITTEN = "select (select max(block_number) from indexer_checkpoints), " + " + ".join(
-    f"(select count(*) from {table})" for table in TABLE_NAMES
-)
-
-
-async def written(db: str | asyncpg.Pool) -> tuple[int | None, int]:
-    """(checkpoint block, raw rows): what a step that must write nothing must leave alone."""
-    if isinstance(db, asyncpg.Pool):
-        row = await db.fetchrow(_WRITTEN)
-    else:
-        conn = await asyncpg.connect(db)
-        try:
-            row = await conn.fetchrow(_WRITTEN)
-        finally:
-            await conn.close()
-    assert row is not None
-    return row[0], int(row[1])
-
-
-def login_url(database_url: str, login: str, password: str) -> str:
-    parts = urlsplit(database_url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return parts._replace(netloc=f"{login}:{password}@{host}").geturl()
-
-
-async def new_login(admin: str, role: str) -> tuple[str, str]:
-    """A fresh login that is a member of `role`: (name, password). Drop it with drop_login."""
-    login = f"audifi_test_{role.removeprefix('audifi_')}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    password = uuid.uuid4().hex
-    await _admin(admin, f"create role {login} login password '{password}' in role {role}")
-    return login, password
-
-
-async def drop_login(admin: str, login: str) -> None:
-    await _admin(admin, f"drop role if exists {login}")
-
-
-async def limit_connections(admin: str, login: str, limit: int) -> None:
-    """Lock `login` out (0) or let it back in (-1); sessions it has keep running."""
-    await _admin(admin, f"alter role {login} connection limit {int(limit)}")
-
-
-async def _admin(admin: str, statement: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()

@@ -2,20 +2,21 @@
 or keep adding blocks (and reorgs) on a thread while the indexer runs.
 
 anvil mines only on request here, so a test decides exactly which blocks exist. The
-chain and its anvil are stopped when the `with` block ends."""
+chain and its anvil are stopped when the `with` block ends. Two shapes serve most tests:
+`small_chain` (some fifty blocks of many events) and `sparse_chain` (many small blocks)."""
 
 from __future__ import annotations
 
 import random
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from indexer.devchain.anvil import mine, reorg, start_anvil
 from indexer.devchain.rpc import RpcClient
 from indexer.devchain.workload import Workload, WorkloadConfig
-from tests.chainfixtures import Chain
+from tests.helpers.chain import Chain
 
 
 @dataclass
@@ -72,6 +73,19 @@ def live_chain(config: WorkloadConfig, events: int) -> Iterator[LiveChain]:
     finally:
         rpc.close()
         anvil.stop()
+
+
+def small_chain(seed: int, events: int = 3_000) -> AbstractContextManager[LiveChain]:
+    """anvil (mining only on request) with `events` events over some fifty blocks."""
+    config = WorkloadConfig(seed=seed, masters=3, artists=3, txs_per_block=3, max_events_per_tx=40)
+    return live_chain(config, events)
+
+
+def sparse_chain(seed: int, events: int) -> AbstractContextManager[LiveChain]:
+    """anvil with `events` events in many small blocks (few contracts, two transactions of
+    up to 20 events a block): many blocks for few events, so that ranges matter."""
+    config = WorkloadConfig(seed=seed, masters=3, artists=3, txs_per_block=2, max_events_per_tx=20)
+    return live_chain(config, events)
 
 
 class Activity:

@@ -1,17 +1,30 @@
-"""Compare what the indexer stored with the chain itself (the oracle), and snapshot
-every indexed table for equality checks between two databases."""
+"""Compare what the indexer stored with the chain itself (the oracle), snapshot every
+indexed table for equality checks between two databases, and read what a run must leave
+(the checkpoint, raw rows, duplicates). A reference is a clean backfill's snapshot."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
 
+from indexer.backfill import backfill
 from indexer.devchain.oracle import ChainState, read_state
 from indexer.devchain.rpc import RpcClient
+from indexer.service import open_pipeline
+from indexer.tables import QUARANTINE, TABLE_NAMES
+from tests.helpers import pg
+from tests.helpers.chain import Chain, settings_through
+from tests.helpers.livechain import LiveChain
+from tests.helpers.polling import eventually
 
 ZERO = bytes(20)
+
+# Raw tables keyed by (chain_id, tx_hash, log_index); a second row for one log under
+# another key would be a duplicate the primary key cannot see.
+RAW_EVENT_TABLES = tuple(t for t in TABLE_NAMES if t != QUARANTINE.name)
 
 # Tables the indexer writes, with the columns that do not depend on when they were written.
 INDEXED_TABLES: dict[str, str] = {
@@ -161,12 +174,95 @@ async def _supplies(conn: asyncpg.Connection, state: ChainState) -> list[str]:
     return problems
 
 
-async def wait_for_match(url: str, rpc_url: str, factory: bytes, *, within: float) -> list[str]:
-    """Poll until the database agrees with the chain, or the deadline passes."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        problems = await mismatches(url, oracle(rpc_url, factory))
-        if not problems or loop.time() > deadline:
-            return problems
-        await asyncio.sleep(0.2)
+async def wait_for_match(url: str, rpc_url: str, factory: bytes, *, within: float) -> None:
+    """Poll until the database agrees with the chain; fails the test at the deadline,
+    naming the disagreements left."""
+    problems: list[str] = []
+
+    async def agrees() -> bool:
+        problems[:] = await mismatches(url, oracle(rpc_url, factory))
+        return not problems
+
+    await eventually(
+        agrees,
+        within=within,
+        what=lambda: f"the database to agree with the chain; it disagrees on {problems[:5]}",
+        every=0.2,
+    )
+
+
+# What a run must leave: one reference, no duplicates, the checkpoint it reached.
+
+
+async def backfill_to(database_url: str, chain: Chain, head: int, **extra: Any) -> None:
+    """Index [factory block, head] straight from anvil (a clean reference)."""
+    async with open_pipeline(settings_through(database_url, chain, **extra)) as p:
+        await backfill(p, chain.factory_block, head, head=head, concurrency=2)
+
+
+async def reference(url: str, chain: Chain, head: int) -> dict[str, list[tuple[Any, ...]]]:
+    """What a clean backfill to `head` stores: every indexed table, sorted."""
+    await backfill_to(url, chain, head)
+    return await snapshot(url)
+
+
+@contextmanager
+def reference_database(
+    live: LiveChain, databases: pg.Databases, template_db: str
+) -> Iterator[dict[str, list[tuple[Any, ...]]]]:
+    """A clean backfill of the live chain into a database of its own, checked against the
+    chain: the snapshot a faulty run must end equal to."""
+    name = databases.create(template=template_db)
+    try:
+        url = databases.url(name)
+        state = databases.run(reference(url, live.chain, live.head()))
+        assert databases.run(mismatches(url, oracle(live.chain.url, live.chain.factory))) == []
+        yield state
+    finally:
+        databases.drop(name)
+
+
+async def duplicates(url: str) -> dict[str, int]:
+    """Raw tables holding one log (block, log index) more than once; {} when none does."""
+    conn = await asyncpg.connect(url)
+    try:
+        found = {}
+        for table in RAW_EVENT_TABLES:
+            n = await conn.fetchval(
+                f"select count(*) - count(distinct (chain_id, block_number, log_index)) "
+                f"from {table}"
+            )
+            if n:
+                found[table] = n
+        return found
+    finally:
+        await conn.close()
+
+
+async def checkpoint(url: str) -> tuple[int, bytes] | None:
+    """The stored checkpoint (block, hash), None before the first."""
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow("select block_number, block_hash from indexer_checkpoints")
+    finally:
+        await conn.close()
+    return None if row is None else (row[0], bytes(row[1]))
+
+
+_WRITTEN = "select (select max(block_number) from indexer_checkpoints), " + " + ".join(
+    f"(select count(*) from {table})" for table in TABLE_NAMES
+)
+
+
+async def written(db: str | asyncpg.Pool) -> tuple[int | None, int]:
+    """(checkpoint block, raw rows): what a step that must write nothing must leave alone."""
+    if isinstance(db, asyncpg.Pool):
+        row = await db.fetchrow(_WRITTEN)
+    else:
+        conn = await asyncpg.connect(db)
+        try:
+            row = await conn.fetchrow(_WRITTEN)
+        finally:
+            await conn.close()
+    assert row is not None
+    return row[0], int(row[1])

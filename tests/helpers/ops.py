@@ -1,6 +1,6 @@
-"""What the operations tests need around the daemon: polling with deadlines, its HTTP
-endpoints, a real Prometheus server, a PostgreSQL cluster a test can stop and start,
-and checks on log lines. Every process started here is stopped here, by PID."""
+"""What the operations tests need around the daemon: its HTTP endpoints and metrics, a
+real Prometheus server, a PostgreSQL cluster a test can stop and start, and checks on
+log lines. Every process started here is stopped here, by PID."""
 
 from __future__ import annotations
 
@@ -17,18 +17,16 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from indexer.devchain.anvil import free_port
-from indexer.devchain.workload import WorkloadConfig
-from tests import pg
-from tests.livechain import LiveChain, live_chain
-from tests.polling import wait_until
+from tests.helpers import pg
+from tests.helpers.chain import stop_process
+from tests.helpers.polling import wait_until
 
 SECRET = "s3cret-ops-pw"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -100,18 +98,6 @@ def json_lines(text: str) -> list[dict[str, Any]]:
         assert isinstance(record, dict), f"not a JSON object: {line!r}"
         records.append(record)
     return records
-
-
-def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 15.0) -> int:
-    """SIGTERM exactly this process, SIGKILL it after `timeout`; its exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-    return process.returncode
 
 
 class Prometheus:
@@ -252,7 +238,7 @@ class PrivatePostgres:
         wait_until(self.accepts, timeout=30, what="the private PostgreSQL to start")
 
     def accepts(self) -> bool:
-        return asyncio.run(_answers(self.url()))
+        return asyncio.run(pg.answers(self.url(), within=2))
 
     def stop(self) -> None:
         """Fast shutdown (SIGINT) by PID: sessions are ended, new connections refused."""
@@ -280,18 +266,3 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield server
     finally:
         server.remove()
-
-
-async def _answers(url: str) -> bool:
-    try:
-        conn = await asyncpg.connect(url, timeout=2)
-    except (OSError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
-
-
-def small_chain(seed: int, events: int = 3_000) -> AbstractContextManager[LiveChain]:
-    """anvil (mining only on request) with `events` events over some fifty blocks."""
-    config = WorkloadConfig(seed=seed, masters=3, artists=3, txs_per_block=3, max_events_per_tx=40)
-    return live_chain(config, events)

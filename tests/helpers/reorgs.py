@@ -9,7 +9,6 @@ transactions on distinct contracts, so their order inside or across blocks does 
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections.abc import Sequence
@@ -28,8 +27,9 @@ from indexer.devchain.rpc import RpcClient, RpcError
 from indexer.errors import Retryable
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, StepResult, follow_step
-from tests.chainfixtures import Chain, settings_for
-from tests.chainstate import INDEXED_TABLES, snapshot
+from tests.helpers.chain import Chain, settings_for
+from tests.helpers.chainstate import INDEXED_TABLES, snapshot
+from tests.helpers.polling import eventually
 
 TxPairs = list[tuple[dict[str, str], int]]
 
@@ -297,20 +297,26 @@ async def step(p: Pipeline) -> StepResult | Retryable:
 
 
 async def sync(p: Pipeline, *, within: float = 30.0) -> list[StepResult]:
-    """Step until the checkpoint is the node's head block (same number and hash)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
+    """Step until the checkpoint is the node's head block (same number and hash); fails
+    the test if it is not after `within` seconds. Returns every step's result."""
     results: list[StepResult] = []
-    while True:
+    last: list[StepResult | Retryable] = []
+
+    async def stepped_to_the_head() -> bool:
         result = await step(p)
-        if isinstance(result, StepResult):
-            results.append(result)
-            if result.outcome is Outcome.IDLE and await at_head(p):
-                return results
-        if loop.time() > deadline:
-            raise AssertionError(f"not at the head after {within}s; last step: {result!r}")
-        if not isinstance(result, StepResult) or result.outcome is not Outcome.PROGRESSED:
-            await asyncio.sleep(0.005)  # the node is mid-reorg or behind: poll, do not spin
+        last[:] = [result]
+        if not isinstance(result, StepResult):
+            return False  # the node is mid-reorg or behind: poll, do not spin
+        results.append(result)
+        return result.outcome is Outcome.IDLE and await at_head(p)
+
+    await eventually(
+        stepped_to_the_head,
+        within=within,
+        what=lambda: f"the checkpoint at the head; last step: {last[-1]!r}",
+        every=0.005,
+    )
+    return results
 
 
 async def at_head(p: Pipeline) -> bool:

@@ -7,7 +7,8 @@ live on their own event-loop thread, so sync fixtures can use them whatever
 loop a test runs in, and a test does not wait for the previous one's drop.
 Their names carry this host and process
 (audifi_test_<host>_<pid>_<n>), so a session can drop what a killed session
-on this machine left behind without touching anyone else's.
+on this machine left behind without touching anyone else's. Logins a test creates
+(new_login) are named the same way and dropped by the test (drop_login).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ T = TypeVar("T")
 
 TEST_DATABASE_URL_ENV: Final = "AUDIFI_TEST_DATABASE_URL"
 LOCAL_DSN: Final = "postgresql://postgres@127.0.0.1:5432/postgres"
-EMBEDDED_DATA: Final = Path(__file__).resolve().parent.parent / ".pgdata" / "test"
+EMBEDDED_DATA: Final = Path(__file__).resolve().parents[2] / ".pgdata" / "test"
 _TIMEOUT_S: Final = 60.0
 _SAFE_NAME: Final = re.compile(r"^[a-z0-9_]{1,63}$")
 
@@ -56,7 +58,7 @@ def find_server() -> Server:
     """The server the tests use; see the module docstring for the order."""
     if url := os.environ.get(TEST_DATABASE_URL_ENV):
         return Server(url)
-    if _run_in_thread(_answers(LOCAL_DSN)):
+    if _run_in_thread(answers(LOCAL_DSN)):
         return Server(LOCAL_DSN)
     from pgserver.postgres_server import get_server  # the 'embedded' extra
 
@@ -65,9 +67,10 @@ def find_server() -> Server:
     return Server(server.get_uri(), stop=server.cleanup)
 
 
-async def _answers(dsn: str) -> bool:
+async def answers(dsn: str, *, within: float = 3.0) -> bool:
+    """Whether a server accepts a connection to `dsn` within `within` seconds."""
     try:
-        conn = await asyncpg.connect(dsn, timeout=3)
+        conn = await asyncpg.connect(dsn, timeout=within)
     except (TimeoutError, OSError, asyncpg.PostgresError):
         return False
     await conn.close()
@@ -199,3 +202,37 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's process, alive
         pass
     return True
+
+
+# Logins a test creates, locks out and drops.
+
+
+def login_url(database_url: str, login: str, password: str) -> str:
+    parts = urlsplit(database_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"{login}:{password}@{host}").geturl()
+
+
+async def new_login(admin: str, role: str) -> tuple[str, str]:
+    """A fresh login that is a member of `role`: (name, password). Drop it with drop_login."""
+    login = f"audifi_test_{role.removeprefix('audifi_')}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    await _admin(admin, f"create role {login} login password '{password}' in role {role}")
+    return login, password
+
+
+async def drop_login(admin: str, login: str) -> None:
+    await _admin(admin, f"drop role if exists {login}")
+
+
+async def limit_connections(admin: str, login: str, limit: int) -> None:
+    """Lock `login` out (0) or let it back in (-1); sessions it has keep running."""
+    await _admin(admin, f"alter role {login} connection limit {int(limit)}")
+
+
+async def _admin(admin: str, statement: str) -> None:
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
