@@ -13,14 +13,12 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from indexer.backfill import backfill
 from indexer.errors import Retryable
-from indexer.follow import follow
 from indexer.health import Health
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, follow_step
 from tests.helpers import pg
-from tests.helpers.chain import settings_through
+from tests.helpers.chain import following, settings_through
 from tests.helpers.chainstate import (
     duplicates,
     mismatches,
@@ -248,13 +246,7 @@ class _following:
         await ensure_checkpoint(self.p)
         health = Health(self.p.store, max_lag_blocks=10)
         self.task = asyncio.create_task(
-            follow(
-                self.p,
-                poll_interval=0.05,
-                stop=self.stop,
-                health=health,
-                catch_up=lambda a, b, head: backfill(self.p, a, b, head=head, concurrency=2),
-            )
+            following(self.p, poll_interval=0.05, stop=self.stop, health=health)
         )
         return self.stop
 

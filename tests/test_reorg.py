@@ -34,14 +34,21 @@ from indexer.devchain.anvil import block_number, mine, revert
 from indexer.devchain.anvil import snapshot as evm_snapshot
 from indexer.devchain.rpc import RpcClient
 from indexer.errors import Fatal, ReorgTooDeep
-from indexer.follow import CATCH_UP_MIN_BLOCKS, follow
+from indexer.follow import CATCH_UP_MIN_BLOCKS
 from indexer.health import Health
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.step import Outcome, Pipeline, StepResult
 from indexer.store.notify import CHANNEL
 from indexer.tables import TABLE_NAMES
 from tests.helpers import pg
-from tests.helpers.chain import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
+from tests.helpers.chain import (
+    INDEXER,
+    following,
+    indexer_env,
+    running_indexer,
+    settings_for,
+    wait_exit,
+)
 from tests.helpers.chainstate import mismatches, oracle, snapshot
 from tests.helpers.polling import eventually
 from tests.helpers.proxy import RpcProxy
@@ -238,13 +245,7 @@ class _following:
     async def __aenter__(self) -> Callable[[], Awaitable[None]]:
         health = Health(self.p.store, max_lag_blocks=10)
         self.task = asyncio.create_task(
-            follow(
-                self.p,
-                poll_interval=0.01,
-                stop=self.stop,
-                health=health,
-                catch_up=lambda a, b, head: backfill(self.p, a, b, head=head, concurrency=2),
-            )
+            following(self.p, poll_interval=0.01, stop=self.stop, health=health)
         )
         return self.caught_up
 

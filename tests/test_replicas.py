@@ -77,6 +77,15 @@ def _roles(log: Path) -> list[str]:
     return [r["role"] for r in json_lines(log.read_text()) if r.get("event") == "role"]
 
 
+def _leader_and_standby(
+    running: list[tuple[subprocess.Popen[bytes], Path]],
+) -> tuple[int, Path]:
+    """Once both of two replicas have a role: the leader's index and the standby's log."""
+    wait_until(lambda: all(_roles(log) for _, log in running), timeout=30, what="both roles")
+    leader = _leader(running)
+    return leader, running[1 - leader][1]
+
+
 def _leader(running: list[tuple[subprocess.Popen[bytes], Path]]) -> int:
     """The index of the one replica whose last role is leader (fails unless exactly one)."""
     leading = [i for i, (_, log) in enumerate(running) if _roles(log)[-1:] == ["leader"]]
@@ -176,10 +185,7 @@ def test_a_standby_takes_over_within_the_lease_when_the_leader_is_killed(
     tmp_path: Path,
 ) -> None:
     with replicas(database_url, live, tmp_path, 2) as running:
-        wait_until(lambda: any(_roles(log) for _, log in running), timeout=30, what="a leader")
-        leader = _leader(running)
-        standby_log = running[1 - leader][1]
-        wait_until(lambda: _roles(standby_log), timeout=30, what="the standby's role")
+        leader, standby_log = _leader_and_standby(running)
         with Activity(live, every=0.3, events=40, seed=5):
             time.sleep(1.0)
             running[leader][0].send_signal(signal.SIGKILL)
@@ -204,10 +210,8 @@ def test_a_leader_paused_past_its_lease_steps_down_when_it_resumes(
     tmp_path: Path,
 ) -> None:
     with replicas(database_url, live, tmp_path, 2) as running:
-        wait_until(lambda: any(_roles(log) for _, log in running), timeout=30, what="a leader")
-        leader = _leader(running)
+        leader, other_log = _leader_and_standby(running)
         paused, paused_log = running[leader]
-        other_log = running[1 - leader][1]
         with Activity(live, every=0.3, events=40, seed=6):
             paused.send_signal(signal.SIGSTOP)
             try:

@@ -4,6 +4,7 @@ start, stop and exit). Every process started here is stopped here, by PID."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -14,8 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.backfill import backfill
 from indexer.config import Settings, load_settings
 from indexer.devchain.anvil import Anvil
+from indexer.follow import follow
+from indexer.health import Health
+from indexer.step import Pipeline
 from tests.helpers.polling import wait_until
 
 INDEXER = [sys.executable, "-m", "indexer"]
@@ -105,3 +110,17 @@ def wait_exit(process: subprocess.Popen[bytes], timeout: float, *, log: Path | N
 
     wait_until(lambda: process.poll() is not None, timeout=timeout, what=what)
     return process.returncode
+
+
+async def following(
+    p: Pipeline, *, poll_interval: float, stop: asyncio.Event, health: Health
+) -> None:
+    """The real follow driver, with the backfill driver as its catch-up (as the daemon
+    wires them)."""
+    await follow(
+        p,
+        poll_interval=poll_interval,
+        stop=stop,
+        health=health,
+        catch_up=lambda a, b, head: backfill(p, a, b, head=head, concurrency=2),
+    )
