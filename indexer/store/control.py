@@ -2,8 +2,11 @@
 leader lease whose (holder, epoch) every follower commit checks inside its transaction.
 
 Lease times are the database's (`now()`), so replicas' clocks never matter. Taking the
-lease over increments its epoch under the chain's writer lock: any commit of the old
-leader either finished before the takeover or fails the fence after it.
+lease over increments its epoch; a leader's transaction checks its epoch first thing,
+and is tagged with it (application_name), so the new leader ends any transaction the old
+one still has open (paused mid-batch, it would hold the writer lock). What an old leader
+committed before that is a valid batch: the new leader's own commits are fenced against
+the position they were fetched on, and refetch when it moved.
 """
 
 from __future__ import annotations
@@ -13,12 +16,9 @@ from dataclasses import dataclass
 import asyncpg
 
 from indexer.errors import LeaseLost
-from indexer.store.db import connection, database_errors
-from indexer.store.write import lock_chain
+from indexer.store.db import database_errors
 
-# A standby waits this long for the writer lock before trying again next round: an old
-# leader in the middle of a batch holds it until that batch commits or rolls back.
-_ACQUIRE_LOCK_TIMEOUT = "2s"
+_LEADER_APPLICATION = "audifi-indexer leader {chain_id}:{epoch}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,19 +98,26 @@ returning epoch
 async def acquire_lease(
     pool: asyncpg.Pool, chain_id: int, holder: str, seconds: float
 ) -> Fence | None:
-    """Take the chain's lease if it is free or expired; None while another holds it."""
-    async with (
-        database_errors("taking the leader lease"),
-        connection(pool) as conn,
-        conn.transaction(),
-    ):
-        await conn.execute(f"set local lock_timeout = '{_ACQUIRE_LOCK_TIMEOUT}'")
-        try:
-            await lock_chain(conn, chain_id, durable=True)
-        except asyncpg.exceptions.LockNotAvailableError:
-            return None  # a batch is being written; the next round tries again
-        epoch = await conn.fetchval(_ACQUIRE, chain_id, holder, seconds)
-    return None if epoch is None else Fence(holder, epoch)
+    """Take the chain's lease if it is free or expired, then end the transactions the
+    previous leaders still have open; None while another holds it."""
+    async with database_errors("taking the leader lease"):
+        epoch = await pool.fetchval(_ACQUIRE, chain_id, holder, seconds)
+        if epoch is None:
+            return None
+        await pool.execute(
+            _END_OLD_LEADERS, f"audifi-indexer leader {chain_id}:%", _tag(chain_id, epoch)
+        )
+    return Fence(holder, epoch)
+
+
+_END_OLD_LEADERS = """
+select pg_terminate_backend(pid) from pg_stat_activity
+where datname = current_database() and application_name like $1 and application_name <> $2
+"""
+
+
+def _tag(chain_id: int, epoch: int) -> str:
+    return _LEADER_APPLICATION.format(chain_id=chain_id, epoch=epoch)
 
 
 async def renew_lease(pool: asyncpg.Pool, chain_id: int, fence: Fence, seconds: float) -> bool:
@@ -143,12 +150,17 @@ async def current_lease(pool: asyncpg.Pool, chain_id: int) -> Lease | None:
 
 
 async def check_fence(conn: asyncpg.Connection, chain_id: int, fence: Fence) -> None:
-    """Inside a writing transaction: raise LeaseLost unless `fence` still holds the lease."""
+    """First thing in a leader's writing transaction: tag the session with the fence's
+    epoch (until the transaction ends) and raise LeaseLost unless it still holds the lease."""
     row = await conn.fetchrow(
-        "select holder, epoch from indexer_leases where chain_id = $1", chain_id
+        "select set_config('application_name', $2, true), l.holder, l.epoch "
+        "from (select 1) one left join indexer_leases l on l.chain_id = $1",
+        chain_id,
+        _tag(chain_id, fence.epoch),
     )
-    if row is None or (row[0], row[1]) != (fence.holder, fence.epoch):
-        now = "nobody" if row is None else f"{row[0]} (epoch {row[1]})"
+    assert row is not None  # the left join always yields one row
+    if (row["holder"], row["epoch"]) != (fence.holder, fence.epoch):
+        now = "nobody" if row["holder"] is None else f"{row['holder']} (epoch {row['epoch']})"
         raise LeaseLost(
             f"the leader lease of epoch {fence.epoch} was taken over: {now} holds it now"
         )

@@ -178,6 +178,8 @@ class Store:
             connection(self.pool) as conn,
             conn.transaction(),
         ):
+            if batch.fence is not None:
+                await check_fence(conn, self.chain_id, batch.fence)
             await lock_chain(conn, self.chain_id, durable=batch.durable)
             result = await self._commit_locked(conn, batch)
         elapsed = time.perf_counter() - started
@@ -186,8 +188,6 @@ class Store:
         return result
 
     async def _commit_locked(self, conn: asyncpg.Connection, batch: Batch) -> Committed:
-        if batch.fence is not None:
-            await check_fence(conn, self.chain_id, batch.fence)
         before = _position(await conn.fetch(_POSITION, self.chain_id))
         _check_fence(before, batch)
         stale = await self._stale_in_range(conn, batch)
@@ -273,9 +273,9 @@ class Store:
             connection(self.pool) as conn,
             conn.transaction(),
         ):
-            await lock_chain(conn, self.chain_id, durable=True)
             if fence is not None:
                 await check_fence(conn, self.chain_id, fence)
+            await lock_chain(conn, self.chain_id, durable=True)
             stored = _position(await conn.fetch(_POSITION, self.chain_id)).checkpoint
             if expected is not None and stored != expected:
                 raise IndexMoved("the checkpoint moved while the reorg was being traced")

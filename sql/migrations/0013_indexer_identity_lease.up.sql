@@ -7,6 +7,9 @@
 -- inside its transaction, that its (holder, epoch) is still the lease's: the fence
 -- that keeps a paused or partitioned old leader from writing after a takeover.
 -- Expiry is judged by the database's clock alone, so replicas' clocks do not matter.
+-- A leader's writing transactions carry application_name 'audifi-indexer leader
+-- CHAIN:EPOCH', so that a new leader can end an old leader's transaction in flight
+-- (pg_terminate_backend needs no privilege over sessions of one's own role).
 
 create table indexer_identity (
     chain_id bigint primary key check (chain_id > 0),
@@ -24,6 +27,10 @@ create table indexer_leases (
     expires_at timestamptz not null,
     check (expires_at >= renewed_at)
 );
+
+-- Owned like every object (0012), whoever runs the migration.
+alter table indexer_identity owner to audifi_owner;
+alter table indexer_leases owner to audifi_owner;
 
 grant select, insert, update, delete on indexer_identity, indexer_leases to audifi_indexer;
 grant select on indexer_identity, indexer_leases to audifi_backend, audifi_analytics;
