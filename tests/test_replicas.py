@@ -28,14 +28,16 @@ from indexer.devchain.rpc import RpcClient, RpcError
 from indexer.devchain.workload import WorkloadConfig
 from indexer.errors import LeaseLost
 from indexer.service import open_pipeline
-from indexer.store.control import acquire_lease, release_lease, renew_lease
+from indexer.step import Pipeline
+from indexer.store.control import Fence, acquire_lease, check_fence, release_lease, renew_lease
 from indexer.store.state import Batch
+from indexer.store.write import lock_chain
 from tests.helpers import pg
 from tests.helpers.chain import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
 from tests.helpers.chainstate import mismatches, oracle, reference, snapshot
 from tests.helpers.livechain import Activity, LiveChain, live_chain
 from tests.helpers.ops import json_lines
-from tests.helpers.polling import wait_until
+from tests.helpers.polling import eventually, wait_until
 
 LEASE = 3.0  # seconds: short, so that takeovers are quick to test
 
@@ -93,6 +95,15 @@ def _leader(running: list[tuple[subprocess.Popen[bytes], Path]]) -> int:
     return leading[0]
 
 
+def _rounds(activity: Activity, rounds: int, *, with_reorg: bool = False) -> None:
+    """Wait until the activity has made `rounds` rounds (and a reorg, if asked)."""
+    wait_until(
+        lambda: activity.rounds >= rounds and (activity.reorgs or not with_reorg),
+        timeout=60,
+        what=f"{rounds} rounds of activity" + (" with a reorg" if with_reorg else ""),
+    )
+
+
 def _deploy_and_use_children(live: LiveChain) -> None:
     """A master and a coin deployed mid-stream, then minted and moved, so that a replica
     with a stale registry would lose their events."""
@@ -119,9 +130,23 @@ def _deploy_and_use_children(live: LiveChain) -> None:
 def _ends_equal_to_the_chain_and_a_fresh_index(
     database_url: str, live: LiveChain, databases: pg.Databases, template_db: str
 ) -> None:
+    """Poll until the index is at the head and agrees with the chain; then it must equal,
+    table by table, a fresh backfill of the same chain."""
     head = live.head()
-    problems = databases.run(_match(database_url, live, within=60))
-    assert problems == [], problems[:10]
+    problems: list[str] = []
+
+    async def agrees() -> bool:
+        problems[:] = await mismatches(database_url, oracle(live.chain.url, live.chain.factory))
+        checkpoint = await _checkpoint(database_url)
+        if checkpoint != head:
+            problems.append(f"checkpoint {checkpoint}, head {head}")
+        return not problems
+
+    databases.run(
+        eventually(
+            agrees, within=60, every=0.2, what=lambda: f"the index to agree: {problems[:10]}"
+        )
+    )
     name = databases.create(template=template_db)
     try:
         fresh = databases.run(reference(databases.url(name), live.chain, head))
@@ -130,19 +155,6 @@ def _ends_equal_to_the_chain_and_a_fresh_index(
     indexed = databases.run(snapshot(database_url))
     for table, rows in fresh.items():
         assert indexed[table] == rows, table
-
-
-async def _match(database_url: str, live: LiveChain, *, within: float) -> list[str]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        problems = await mismatches(database_url, oracle(live.chain.url, live.chain.factory))
-        checkpoint = await _checkpoint(database_url)
-        if not problems and checkpoint == live.head():
-            return []
-        if loop.time() > deadline:
-            return problems or [f"checkpoint {checkpoint}, head {live.head()}"]
-        await asyncio.sleep(0.2)
 
 
 async def _checkpoint(database_url: str) -> int | None:
@@ -165,11 +177,10 @@ def test_replicas_follow_through_activity_children_and_reorgs_with_one_leader(
 ) -> None:
     with replicas(database_url, live, tmp_path, count) as running:
         wait_until(lambda: any(_roles(log) for _, log in running), timeout=30, what="a role")
-        with Activity(live, every=0.3, events=40, reorg_every=4, seed=count):
-            time.sleep(1.5)
-        _deploy_and_use_children(live)  # between rounds: the workload's connection is ours
-        with Activity(live, every=0.3, events=40, reorg_every=4, seed=count + 10):
-            time.sleep(1.5)
+        for seed in (count, count + 10):
+            with Activity(live, every=0.3, events=40, reorg_every=4, seed=seed) as activity:
+                _rounds(activity, 5, with_reorg=True)
+            _deploy_and_use_children(live)  # between rounds: the workload's connection is ours
         _ends_equal_to_the_chain_and_a_fresh_index(database_url, live, pg_databases, template_db)
         _leader(running)
         assert sum(_roles(log).count("leader") for _, log in running) == 1
@@ -186,8 +197,8 @@ def test_a_standby_takes_over_within_the_lease_when_the_leader_is_killed(
 ) -> None:
     with replicas(database_url, live, tmp_path, 2) as running:
         leader, standby_log = _leader_and_standby(running)
-        with Activity(live, every=0.3, events=40, seed=5):
-            time.sleep(1.0)
+        with Activity(live, every=0.3, events=40, seed=5) as activity:
+            _rounds(activity, 2)
             running[leader][0].send_signal(signal.SIGKILL)
             killed = time.monotonic()
             wait_until(
@@ -212,7 +223,7 @@ def test_a_leader_paused_past_its_lease_steps_down_when_it_resumes(
     with replicas(database_url, live, tmp_path, 2) as running:
         leader, other_log = _leader_and_standby(running)
         paused, paused_log = running[leader]
-        with Activity(live, every=0.3, events=40, seed=6):
+        with Activity(live, every=0.3, events=40, seed=6) as activity:
             paused.send_signal(signal.SIGSTOP)
             try:
                 wait_until(
@@ -220,7 +231,7 @@ def test_a_leader_paused_past_its_lease_steps_down_when_it_resumes(
                     timeout=LEASE * 3,
                     what="a takeover from the paused leader",
                 )
-                time.sleep(1.0)
+                _rounds(activity, activity.rounds + 2)  # the new leader writes meanwhile
             finally:
                 paused.send_signal(signal.SIGCONT)
             wait_until(
@@ -243,20 +254,61 @@ async def test_a_commit_with_a_taken_over_lease_is_refused_by_the_fence(
         old = await acquire_lease(pool, chain_id, "old", 1.0)
         assert old is not None
         assert await acquire_lease(pool, chain_id, "new", 1.0) is None  # not expired yet
-        await asyncio.sleep(1.2)
-        new = await acquire_lease(pool, chain_id, "new", 30.0)
-        assert new is not None and new.epoch == old.epoch + 1
-        head = live.head()
-        header = (await p.source.headers([head]))[head]
-        assert header is not None
-        batch = Batch(head, head, StagedRows.empty(), {head: header}, 0, True, None, old)
+        new = await _taken_over(pool, chain_id, "new")
+        assert new.epoch == old.epoch + 1
         with pytest.raises(LeaseLost, match="taken over"):
-            await p.store.commit(batch)
+            await p.store.commit(await _empty_batch(p, old))
         assert not await renew_lease(pool, chain_id, old, 30.0)
-        await p.store.commit(
-            Batch(head, head, StagedRows.empty(), {head: header}, 0, True, None, new)
-        )
+        await p.store.commit(await _empty_batch(p, new))
         await release_lease(pool, chain_id, new)
+
+
+async def test_a_new_leader_ends_the_transaction_a_paused_old_one_holds_open(
+    database_url: str, live: LiveChain
+) -> None:
+    """An old leader paused inside a batch holds the writer lock: the takeover ends its
+    transaction, so the new leader writes at once instead of waiting minutes for
+    PostgreSQL to drop the idle session."""
+    async with open_pipeline(settings_for(database_url, live.chain)) as p:
+        pool, chain_id = p.store.pool, p.store.chain_id
+        old = await acquire_lease(pool, chain_id, "old", 1.0)
+        assert old is not None
+        paused = await asyncpg.connect(database_url)
+        try:
+            await paused.execute("begin")
+            await check_fence(paused, chain_id, old)  # how a leader's batch starts
+            await lock_chain(paused, chain_id, durable=True)
+            pid = paused.get_server_pid()
+            new = await _taken_over(pool, chain_id, "new")
+            await eventually(
+                lambda: _gone(pool, pid), within=10, what="the old leader's session to end"
+            )
+            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+                await paused.execute("commit")
+            await asyncio.wait_for(p.store.commit(await _empty_batch(p, new)), timeout=10)
+        finally:
+            paused.terminate()
+
+
+async def _taken_over(pool: asyncpg.Pool, chain_id: int, holder: str) -> Fence:
+    """Poll until `holder` takes the lease (the previous one expires)."""
+    return await eventually(
+        lambda: acquire_lease(pool, chain_id, holder, 30.0),
+        within=10,
+        what=f"{holder} to take the lease over",
+    )
+
+
+async def _gone(pool: asyncpg.Pool, pid: int) -> bool:
+    return not await pool.fetchval("select count(*) from pg_stat_activity where pid = $1", pid)
+
+
+async def _empty_batch(p: Pipeline, fence: Fence) -> Batch:
+    """A batch of the head block with no rows, carrying `fence`."""
+    head = await p.source.head()
+    header = (await p.source.headers([head]))[head]
+    assert header is not None
+    return Batch(head, head, StagedRows.empty(), {head: header}, 0, True, None, fence)
 
 
 def _run_cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
