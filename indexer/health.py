@@ -108,15 +108,18 @@ class Health:
             return False, f"halted: {self.halted}"
         if self.store is None:
             return False, "waiting for the database and the node"
-        if self.standby_of is not None:
-            return await self._standby_ready()
+        if self.standby_of is not None:  # ready to take over while its database answers
+            down = await self._database_down()
+            return (
+                (False, f"standby; {down}")
+                if down
+                else (True, f"standby (leader: {self.standby_of})")
+            )
         if self.lag_blocks is None:
             return False, "not caught up yet"
-        try:
-            await asyncio.wait_for(self.store.ping(), timeout=2.0)
-        except Exception as e:  # the readiness probe reports any failure, it never raises
-            metrics.UP.set(0)
-            return False, f"database: {type(e.__cause__ or e).__name__}"
+        down = await self._database_down()
+        if down:
+            return False, down
         if self.failing:
             return False, "the last step failed (node or database)"
         if time.monotonic() - self.last_ok > _ALIVE_SECONDS:
@@ -125,13 +128,15 @@ class Health:
             return False, f"lag {self.lag_blocks} blocks"
         return True, "ok"
 
-    async def _standby_ready(self) -> tuple[bool, str]:
+    async def _database_down(self) -> str | None:
+        """Why the database does not answer, or None; never raises (a probe reports)."""
         assert self.store is not None
         try:
             await asyncio.wait_for(self.store.ping(), timeout=2.0)
         except Exception as e:  # the readiness probe reports any failure, it never raises
-            return False, f"standby; database: {type(e.__cause__ or e).__name__}"
-        return True, f"standby (leader: {self.standby_of})"
+            metrics.UP.set(0)
+            return f"database: {type(e.__cause__ or e).__name__}"
+        return None
 
 
 async def _metrics(_: web.Request) -> web.Response:

@@ -81,9 +81,7 @@ class Pipeline:
 
     def registry(self, position: Position) -> Registry:
         """The factory and every child the index has committed."""
-        registry = Registry(self.factory, position.contracts)
-        registry.publish()
-        return registry
+        return Registry(self.factory, position.contracts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,27 +139,34 @@ async def _fetch_decoded(
         start, end, registry.addresses(up_to=end), all_headers=all_headers
     )
     headers = dict(fetched.headers)
-    items = _decode(fetched.logs, registry)
-    while new := registry.new(children_of(items)):
+    items, deployments = _decode(fetched.logs, registry)
+    while new := registry.new(children_of(deployments)):
         registry.add(new)
         more = await p.source.fetch(min(c.since_block for c in new), end, [c.address for c in new])
         headers.update(more.headers)
-        items = _merged(items, _decode(more.logs, registry))
+        items = _merged(items, _decode(more.logs, registry)[0])
     return Decoded(start, end, headers, items)
 
 
-def _decode(logs: Iterable[RawLog], registry: Registry) -> list[Event | Quarantined]:
-    """Each log of a tracked contract, from its creation block on, decoded once."""
+def _decode(
+    logs: Iterable[RawLog], registry: Registry
+) -> tuple[list[Event | Quarantined], list[Event | Quarantined]]:
+    """Each log of a tracked contract, from its creation block on, decoded once; and,
+    apart, those of the factory (the deployments)."""
     started = time.perf_counter()
     items: list[Event | Quarantined] = []
+    deployments: list[Event | Quarantined] = []
+    factory = registry.factory.address
     for raw in logs:
         contract = registry.get(raw.address)
         if contract is not None and raw.block_number >= contract.since_block:
             item = decode(raw, contract)
             if item is not None:
                 items.append(item)
+                if raw.address == factory:
+                    deployments.append(item)
     metrics.TIME_SPENT.labels("decode").inc(time.perf_counter() - started)
-    return items
+    return items, deployments
 
 
 def _merged(
@@ -219,7 +224,7 @@ async def discover_contracts(p: Pipeline, registry: Registry, *, since: int, unt
             planner.refused(e, start=start, end=end)
             continue
         planner.succeeded(blocks=end - start + 1, logs=len(fetched.logs))
-        registry.add(children_of(_decode(fetched.logs, registry)))
+        registry.add(children_of(_decode(fetched.logs, registry)[1]))
         start = end + 1
 
 
@@ -283,7 +288,9 @@ async def follow_step(p: Pipeline) -> StepResult:
         return await _check_tip(p, checkpoint, head)
     start = checkpoint.number + 1
     end = p.planner.end_for(start, target)
-    parts = await fetch_prepared(p, p.registry(position), start, end, head=head)
+    registry = p.registry(position)
+    registry.publish()
+    parts = await fetch_prepared(p, registry, start, end, head=head)
     if parts[0].headers[start].parent_hash != checkpoint.hash:
         return await _handle_reorg(p, checkpoint, head)
     new_rows: Counter[str] = Counter()

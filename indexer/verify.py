@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import typer
 
-from indexer.chain import ZERO_ADDRESS, BlockRef, CoinTransfer, NftTransfer, Position, RawLog
+from indexer.chain import ZERO_ADDRESS, BlockRef, CoinTransfer, NftTransfer, RawLog
 from indexer.config import Settings
 from indexer.decode import decode
 from indexer.errors import Fatal, RangeTooLarge
@@ -104,7 +104,7 @@ async def verify(p: Pipeline, from_block: int, to_block: int) -> Report:
     head = await p.source.head()
     if to_block > head:
         raise Fatal(f"--to-block {to_block} is beyond the node's head {head}")
-    registry = p.registry(Position(None, ()))
+    registry = Registry(p.factory)  # children from the node, not from the index
     await discover_contracts(p, registry, since=p.factory.since_block, until=to_block)
     tally = _Tally()
     async with snapshot(p.store.pool, p.store.chain_id) as stored:

@@ -22,11 +22,9 @@ from indexer.derive import StagedRows
 from indexer.tables import (
     ARTIST_TOKENS,
     DIVIDEND_CLAIMS,
-    DIVIDEND_EVENTS,
     MASTER_CONTRACTS,
     NFT_TRANSFERS,
     POSITION_DDL,
-    QUARANTINE,
     RAW_TABLES,
     TABLE_NAMES,
     TOKEN_TRANSFERS,
@@ -325,7 +323,10 @@ async def write_rows(conn: asyncpg.Connection, staged: StagedRows) -> dict[str, 
         statement
         for table, rows in staged
         if rows
-        for statement in (_INSERTS.get(table.name) or _insert_raw(table), *_DERIVED[table.name])
+        for statement in (
+            _INSERTS.get(table.name) or _insert_raw(table),
+            *_DERIVED.get(table.name, ()),
+        )
     ]
     if statements:
         await conn.execute(";\n".join(statements))
@@ -346,13 +347,9 @@ _INSERTS = {
 }
 # Derived state each table's new rows change, in the order the statements run.
 _DERIVED: dict[str, tuple[str, ...]] = {
-    MASTER_CONTRACTS.name: (),
-    ARTIST_TOKENS.name: (),
     NFT_TRANSFERS.name: (_UPSERT_OWNERS, _SUPPLY_DELTAS, _SYNC_STAGED_IPO_SUPPLY),
     TOKEN_TRANSFERS.name: (_BALANCE_DELTAS, _COIN_SUPPLY_DELTAS),
-    DIVIDEND_EVENTS.name: (),
     DIVIDEND_CLAIMS.name: (_DIVIDEND_TOTALS, _HOLDER_TOTALS),
-    QUARANTINE.name: (),
 }
 
 
