@@ -174,8 +174,11 @@ def _require_same(settings: Settings, recorded: Identity) -> None:
 
 
 async def record_identity_if_new(p: Pipeline, settings: Settings) -> None:
-    """Record a new index's identity before its first write; a concurrent first start
-    with other settings that won the race is refused like any other mismatch."""
+    """Record a new index's identity, and its checkpoint just before its first block,
+    before its first write. A backfill that starts the index at its first block then
+    moves that checkpoint as its batches commit in order, so `run` after it continues
+    where it ended. A concurrent first start with other settings that won the race is
+    refused like any other mismatch."""
     if p.unrecorded is None:
         return
     recorded = await record_identity(p.store.pool, p.unrecorded)
@@ -188,6 +191,7 @@ async def record_identity_if_new(p: Pipeline, settings: Settings) -> None:
             first_block=recorded.first_block,
         )
     p.unrecorded = None
+    await ensure_checkpoint(p)
 
 
 async def ensure_checkpoint(p: Pipeline) -> Checkpoint:

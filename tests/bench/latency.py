@@ -1,12 +1,13 @@
 """Live-follow latency: the daemon at the head, blocks arriving one at a time.
 
 The daemon (`python -m indexer run`, default poll interval) starts on the backfilled
-database with AUDIFI_START_BLOCK just past the head, so it follows instead of re-reading
-history. A second workload on the same factory then deploys its own masters and coins and
-sends one block of a few transfers at a time. Latency is from the moment the block's
-receipts are in (the block is mined) to the moment its last transaction's rows are visible
-in PostgreSQL (polled every couple of milliseconds). A random pause of up to one poll
-interval before each block spreads the blocks over the daemon's polling phase.
+database and continues from the checkpoint the backfill left at the head, so it follows
+instead of re-reading history. A second workload on the same factory then deploys its
+own masters and coins and sends one block of a few transfers at a time. Latency is from
+the moment the block's receipts are in (the block is mined) to the moment its last
+transaction's rows are visible in PostgreSQL (polled every couple of milliseconds). A
+random pause of up to one poll interval before each block spreads the blocks over the
+daemon's polling phase.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import asyncpg
 
 from indexer.config import Settings
-from indexer.devchain.anvil import DEFAULT_CHAIN_ID, Anvil, block_number
+from indexer.devchain.anvil import DEFAULT_CHAIN_ID, Anvil
 from indexer.devchain.contracts import Deployment
 from indexer.devchain.rpc import RpcClient
 from indexer.devchain.workload import Kind, Workload, WorkloadConfig
@@ -77,8 +78,7 @@ def measure_follow(
     extra_env: Mapping[str, str],
 ) -> FollowResult:
     """Runs the daemon while `blocks` blocks arrive; stops it by PID, also on error."""
-    start = str(block_number(node.rpc) + 1)
-    env = indexer_env(database_url, node.url, chain, **{**extra_env, "AUDIFI_START_BLOCK": start})
+    env = indexer_env(database_url, node.url, chain, **extra_env)
     config = WorkloadConfig(seed=seed, mix=LIVE_MIX, max_events_per_tx=3, txs_per_block=8)
     factory = Deployment(chain.factory_bytes, chain.factory_block)
     with RpcClient(node.url) as rpc, Child([*INDEXER, "run"], env=env, log_path=log_path) as daemon:
