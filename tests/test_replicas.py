@@ -21,14 +21,15 @@ from typing import Any
 import asyncpg
 import pytest
 
+from indexer.backfill import backfill
 from indexer.derive import StagedRows
 from indexer.devchain import contracts as c
 from indexer.devchain.anvil import dev_accounts
 from indexer.devchain.rpc import RpcClient, RpcError
 from indexer.devchain.workload import WorkloadConfig
 from indexer.errors import LeaseLost
-from indexer.service import open_pipeline
-from indexer.step import Pipeline
+from indexer.service import ensure_checkpoint, open_pipeline
+from indexer.step import Outcome, Pipeline, follow_step
 from indexer.store.control import Fence, acquire_lease, check_fence, release_lease, renew_lease
 from indexer.store.state import Batch
 from indexer.store.write import lock_chain
@@ -107,7 +108,11 @@ def _rounds(activity: Activity, rounds: int, *, with_reorg: bool = False) -> Non
 def _deploy_and_use_children(live: LiveChain) -> None:
     """A master and a coin deployed mid-stream, then minted and moved, so that a replica
     with a stale registry would lose their events."""
-    admin, *holders = dev_accounts(live.rpc)[:3]
+    _use_children(live, *_deploy_children(live))
+
+
+def _deploy_children(live: LiveChain) -> tuple[c.Master, c.ArtistCoinRef]:
+    admin = dev_accounts(live.rpc)[0]
     factory = live.chain.factory
     receipts = c.transact(
         live.rpc,
@@ -118,6 +123,11 @@ def _deploy_and_use_children(live: LiveChain) -> None:
     )
     (master,) = c.masters_deployed(receipts)
     (coin,) = c.artist_coins_deployed(receipts)
+    return master, coin
+
+
+def _use_children(live: LiveChain, master: c.Master, coin: c.ArtistCoinRef) -> None:
+    admin, *holders = dev_accounts(live.rpc)[:3]
     c.transact(
         live.rpc,
         [
@@ -246,6 +256,51 @@ def test_a_leader_paused_past_its_lease_steps_down_when_it_resumes(
         assert _leader(running) == 1 - leader
 
 
+async def test_a_backfill_committed_ahead_of_a_daemon_with_confirmations_loses_nothing(
+    database_url: str, live: LiveChain
+) -> None:
+    """The daemon stays AUDIFI_CONFIRMATIONS blocks behind. A backfill of those blocks,
+    which deploy a master and a coin, commits right after the checkpoint and so moves it
+    past the daemon's target. The daemon then continues from there: it must follow the
+    children the backfill committed (a registry kept in the daemon's memory would not
+    know them, and would lose their later events)."""
+    confirmations = 3
+    settings = settings_for(
+        database_url,
+        live.chain,
+        confirmations=confirmations,
+        start_block=live.chain.factory_block,
+    )
+    async with open_pipeline(settings) as daemon, open_pipeline(settings) as backfiller:
+        await ensure_checkpoint(daemon)
+        await _idle_behind_the_head(daemon, confirmations)
+        master, coin = _deploy_children(live)
+        _use_children(live, master, coin)
+        head, before = live.head(), await daemon.store.checkpoint()
+        assert before is not None and before.number < master.block <= head
+        await backfill(backfiller, before.number + 1, head, head=head, concurrency=2)
+        moved = await daemon.store.checkpoint()
+        assert moved is not None and moved.number == head, "the backfill moved the checkpoint"
+        _use_children(live, master, coin)  # events the daemon fetches itself
+        live.mine(confirmations)
+        await _idle_behind_the_head(daemon, confirmations)
+    problems = await mismatches(database_url, oracle(live.chain.url, live.chain.factory))
+    assert problems == [], problems[:10]
+
+
+async def _idle_behind_the_head(p: Pipeline, confirmations: int) -> None:
+    """Step the follower until it is idle exactly `confirmations` blocks behind the head."""
+
+    async def idle() -> bool:
+        result = await follow_step(p)
+        return result.outcome is Outcome.IDLE and (
+            result.checkpoint is not None
+            and result.checkpoint.number == result.head - confirmations
+        )
+
+    await eventually(idle, within=30, what=f"the follower idle {confirmations} blocks behind")
+
+
 async def test_a_commit_with_a_taken_over_lease_is_refused_by_the_fence(
     database_url: str, live: LiveChain
 ) -> None:
@@ -283,7 +338,13 @@ async def test_a_new_leader_ends_the_transaction_a_paused_old_one_holds_open(
             await eventually(
                 lambda: _gone(pool, pid), within=10, what="the old leader's session to end"
             )
-            with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, OSError)):
+            ended = (  # what a killed session's next statement raises, as store/db.py maps it
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                asyncpg.exceptions.InternalClientError,
+                OSError,
+            )
+            with pytest.raises(ended):
                 await paused.execute("commit")
             await asyncio.wait_for(p.store.commit(await _empty_batch(p, new)), timeout=10)
         finally:
@@ -365,6 +426,8 @@ def test_status_and_run_on_an_existing_index_need_no_history(
         ["backfill", "--from-block", str(live.chain.factory_block), "--to-block", str(head)], env
     )
     assert done.returncode == 0, done.stderr
+    # The backfill started the index, so it created the checkpoint and moved it along.
+    assert asyncio.run(_checkpoint(database_url)) == head
     with _no_history_proxy(live.chain.url) as url:
         pruned = {**env, "AUDIFI_RPC_URL": url}
         status = _run_cli(["status", "--json"], pruned)
