@@ -12,24 +12,32 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from indexer.chain import BlockRef, Event, Quarantined
-from indexer.tables import QUARANTINE, RAW_TABLES, RawRow, RawTable
+from indexer.tables import (
+    BLOCK_HASH_AT,
+    LOG_INDEX_AT,
+    QUARANTINE,
+    RAW_TABLES,
+    TX_HASH_AT,
+    RawTable,
+    Row,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class StagedRows:
-    """Rows per raw table (named tuples of `RawTable.row`); uint256 values as decimal
+    """Rows per raw table, in the declared column order; uint256 values as decimal
     strings, exact (the database turns them into numeric)."""
 
-    by_table: dict[str, list[RawRow]]
+    by_table: dict[str, list[Row]]
 
     @classmethod
     def empty(cls) -> StagedRows:
         return cls({t.name: [] for t in RAW_TABLES})
 
-    def __getitem__(self, table: RawTable) -> list[RawRow]:
+    def __getitem__(self, table: RawTable) -> list[Row]:
         return self.by_table[table.name]
 
-    def __iter__(self) -> Iterator[tuple[RawTable, list[RawRow]]]:
+    def __iter__(self) -> Iterator[tuple[RawTable, list[Row]]]:
         return ((t, self.by_table[t.name]) for t in RAW_TABLES)
 
     def counts(self) -> dict[str, int]:
@@ -38,7 +46,7 @@ class StagedRows:
 
     def block_of_tx(self) -> dict[bytes, bytes]:
         """Transaction hash -> the block hash this batch found it in."""
-        return {row.tx_hash: row.block_hash for _, rows in self for row in rows}
+        return {row[TX_HASH_AT]: row[BLOCK_HASH_AT] for _, rows in self for row in rows}
 
     def without(self, stored: frozenset[tuple[bytes, int]]) -> StagedRows:
         """A copy without the rows whose (tx_hash, log_index) is in `stored`."""
@@ -46,7 +54,7 @@ class StagedRows:
             return self
         return StagedRows(
             {
-                name: [r for r in rows if (r.tx_hash, r.log_index) not in stored]
+                name: [r for r in rows if (r[TX_HASH_AT], r[LOG_INDEX_AT]) not in stored]
                 for name, rows in self.by_table.items()
             }
         )
@@ -62,12 +70,12 @@ def stage_rows(
     times: dict[int, datetime] = {
         n: datetime.fromtimestamp(h.timestamp, tz=UTC) for n, h in headers.items()
     }
-    # Event class -> (its rows, row maker, values): looked up by the exact class, because
+    # Event class -> (its rows, its values): looked up by the exact class, because
     # this runs once per log and a dict beats a chain of class patterns.
-    makers = {t.event: (staged[t], t.row._make, t.values) for t in RAW_TABLES}
+    makers = {t.event: (staged[t], t.values) for t in RAW_TABLES}
     for item in decoded:
         log = item.log
-        rows, make, values = makers[type(item)]
+        rows, values = makers[type(item)]
         position = (
             chain_id,
             log.block_number,
@@ -76,5 +84,5 @@ def stage_rows(
             log.tx_hash,
             log.log_index,
         )
-        rows.append(make(position + values(item)))
+        rows.append(position + values(item))
     return staged

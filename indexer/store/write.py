@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
 from uuid import UUID
 
 import asyncpg
@@ -253,7 +252,7 @@ async def stage(conn: asyncpg.Connection, staged: StagedRows) -> None:
         if rows:
             await conn.copy_records_to_table(
                 f"stage_{table.name}",
-                records=cast(list[tuple[Any, ...]], rows),
+                records=rows,
                 columns=table.copy_columns,
             )
 
