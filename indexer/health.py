@@ -83,16 +83,19 @@ class Health:
         metrics.UP.set(1 if self.lag_blocks <= self.max_lag_blocks else 0)
 
     def standing_by(self, leader: str) -> None:
-        """A standby whose database answers is healthy and ready: ready to take over."""
+        """A standby whose database answers is healthy and ready: ready to take over. It
+        indexes nothing, so it exports no lag or progress (NaN): only the leader's count."""
         self.last_turn = self.last_ok = time.monotonic()
         self.failing = False
         self.standby_of = leader
+        self.lag_blocks = None
+        for gauge in (*_MEASURED, metrics.LAST_PROGRESS_TIMESTAMP):
+            gauge.set(math.nan)
         metrics.UP.set(1)
 
     def leading(self) -> None:
         """Leading from now on: ready once caught up, as measured by the steps."""
         self.standby_of = None
-        self.lag_blocks = None
         metrics.UP.set(0)
 
     def halt(self, reason: str) -> None:

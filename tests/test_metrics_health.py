@@ -13,8 +13,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from indexer.devchain.anvil import DEFAULT_CHAIN_ID, free_port
+from indexer.health import Health
 from indexer.store.write import WRITE_LOCK
 from tests.helpers.chain import indexer_env, running_indexer, wait_exit
 from tests.helpers.faults import Fault, FaultSettings
@@ -278,3 +280,21 @@ async def _scrape_if(
 ) -> dict[str, float] | None:
     seen = await asyncio.to_thread(scrape, base)
     return seen if seen is not None and wanted(seen) else None
+
+
+def test_a_leader_that_stands_by_exports_no_lag_or_progress() -> None:
+    """A standby indexes nothing: its lag and progress are unknown (NaN), so the lag and
+    progress alerts, which compare those values, speak of the leader only."""
+    health = Health(None, max_lag_blocks=10)
+    health.progressed(90, head=100, timestamp=int(time.time()) - 5)  # while it led
+    assert REGISTRY.get_sample_value("audifi_indexer_lag_blocks") == 10
+    health.standing_by("replica-1")
+    for name in (
+        "audifi_indexer_lag_blocks",
+        "audifi_indexer_lag_seconds",
+        "audifi_indexer_indexed_block",
+        "audifi_indexer_chain_head_block",
+        "audifi_indexer_last_progress_timestamp_seconds",
+    ):
+        assert is_nan(REGISTRY.get_sample_value(name)), name
+    assert REGISTRY.get_sample_value("audifi_indexer_ready") == 1
