@@ -40,16 +40,22 @@ def main() -> int:
         workload = Workload(rpc, config, factory=factory)
         summary = workload.setup()
         if hex_address(summary.factory) != EXPECTED_FACTORY:
-            print(f"factory deployed at {hex_address(summary.factory)}, expected "
-                  f"{EXPECTED_FACTORY}: set AUDIFI_FACTORY_ADDRESS to it", file=sys.stderr)
+            print(
+                f"factory deployed at {hex_address(summary.factory)}, expected "
+                f"{EXPECTED_FACTORY}: set AUDIFI_FACTORY_ADDRESS to it",
+                file=sys.stderr,
+            )
             return 1
         print(f"factory {EXPECTED_FACTORY}: {summary.events} deployments", flush=True)
         done = 0
         while rounds == 0 or done < rounds:
             summary = workload.round(events)
             done += 1
-            print(f"round {done}: {summary.events} events in blocks "
-                  f"{summary.first_block}..{summary.last_block}", flush=True)
+            print(
+                f"round {done}: {summary.events} events in blocks "
+                f"{summary.first_block}..{summary.last_block}",
+                flush=True,
+            )
             time.sleep(pause)
     return 0
 

@@ -22,11 +22,10 @@ from indexer.errors import Retryable
 from indexer.pacing import Backoff, wait_or_stop
 from indexer.registry import Registry
 from indexer.step import (
+    Discovery,
     Pipeline,
     Prepared,
     commit,
-    discover_contracts,
-    discovery_start,
     fetch_prepared,
 )
 
@@ -59,12 +58,14 @@ async def backfill(
     metrics.BACKFILL_TOTAL_BLOCKS.set(total)
     metrics.BACKFILL_TARGET_BLOCK.set(end)
     backoff = Backoff()
-    registry: Registry | None = None
+    discovery: Discovery | None = None
     next_block, events = start, 0
     while next_block <= end and not (stop and stop.is_set()):
         try:
-            if registry is None:
-                registry = await _discover(p, until=end)
+            if discovery is None:
+                discovery = Discovery.after(p, await p.store.position())
+            registry = await discovery.run(p, until=end)
+            registry.publish()
             async with aclosing(
                 _prefetched(p, registry, next_block, end, head, concurrency)
             ) as ranges:
@@ -83,17 +84,8 @@ async def backfill(
         except Retryable as e:
             metrics.STEP_RETRIES.labels(type(e).__name__).inc()
             log.warning("backfill_retry", from_block=next_block, error=str(e))
-            await wait_or_stop(stop, backoff.next())
+            await wait_or_stop(stop, backoff.next(e))
     return Progress(next_block - start, total, events, time.perf_counter() - began)
-
-
-async def _discover(p: Pipeline, *, until: int) -> Registry:
-    """What is committed, plus every child the factory deployed above the checkpoint."""
-    position = await p.store.position()
-    registry = p.registry(position)
-    await discover_contracts(p, registry, since=discovery_start(p, position), until=until)
-    registry.publish()
-    return registry
 
 
 async def _prefetched(

@@ -76,14 +76,42 @@ def run() -> None:
 def backfill(
     from_block: Annotated[int, typer.Option("--from-block", min=0, help="First block.")],
     to_block: Annotated[int, typer.Option("--to-block", min=0, help="Last block.")],
+    audit: Annotated[
+        bool, typer.Option("--audit/--no-audit", help="Audit the range when indexed.")
+    ] = True,
 ) -> None:
-    """Index exactly [--from-block, --to-block]; idempotent, safe beside a running daemon."""
+    """Index exactly [--from-block, --to-block], then audit it against the node's
+    receipts and heal what differs; idempotent, safe beside a running daemon."""
     from indexer.commands import run_backfill
 
     if from_block > to_block:
         fail(f"--from-block {from_block} is after --to-block {to_block}", USAGE)
     loaded = settings()
-    run_async(lambda: run_backfill(loaded, from_block, to_block))
+    run_async(lambda: run_backfill(loaded, from_block, to_block, audit=audit))
+
+
+@app.command()
+def audit(
+    from_block: Annotated[int, typer.Option("--from-block", min=0, help="First block.")],
+    to_block: Annotated[int, typer.Option("--to-block", min=0, help="Last block.")],
+    heal: Annotated[
+        bool, typer.Option("--heal/--no-heal", help="Fix what differs, or only report it.")
+    ] = True,
+) -> None:
+    """Re-read the committed blocks of the range by another path than eth_getLogs (the
+    node's receipts, or AUDIFI_AUDIT_RPC_URL) and compare them with the coverage ledger.
+    Each block that differs is healed in one transaction, logged and announced.
+
+    With --no-heal, exits 3 if any block differs.
+    """
+    from indexer.commands import run_audit
+    from indexer.verify import DIFFERENCES_EXIT_CODE
+
+    if from_block > to_block:
+        fail(f"--from-block {from_block} is after --to-block {to_block}", USAGE)
+    loaded = settings()
+    if not run_async(lambda: run_audit(loaded, from_block, to_block, heal=heal)):
+        raise typer.Exit(DIFFERENCES_EXIT_CODE)
 
 
 @app.command()

@@ -11,11 +11,12 @@ import structlog
 import typer
 
 from indexer import migrate, statusreport
+from indexer.audit import AuditReport, audit_range
 from indexer.backfill import Progress, backfill
 from indexer.chain import Checkpoint
 from indexer.config import Settings
 from indexer.errors import ConfigError, Fatal
-from indexer.service import open_pipeline, open_pool, record_identity_if_new
+from indexer.service import open_audit_reader, open_pipeline, open_pool, record_identity_if_new
 from indexer.step import Pipeline
 from indexer.store.db import connection
 from indexer.store.ops import refresh_views
@@ -55,7 +56,9 @@ def _progress_printer() -> Any:
     return show
 
 
-async def run_backfill(settings: Settings, from_block: int, to_block: int) -> None:
+async def run_backfill(settings: Settings, from_block: int, to_block: int, *, audit: bool) -> None:
+    """Index the range; then, unless told not to, audit it (and heal what the node got
+    wrong), so that a backfill ends equal to the chain even behind a provider that lies."""
     async with open_pipeline(settings, records=True, first_block=from_block) as p:
         head = await p.source.head()
         if to_block > head:  # bad input, like the other argument errors: exit 2
@@ -69,16 +72,49 @@ async def run_backfill(settings: Settings, from_block: int, to_block: int) -> No
             concurrency=settings.fetch_concurrency,
             on_progress=_progress_printer(),
         )
-    if sys.stderr.isatty():
-        sys.stderr.write("\n")
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+        log.info(
+            "backfill_done",
+            from_block=from_block,
+            to_block=to_block,
+            events=done.events,
+            elapsed_s=round(done.elapsed, 2),
+            events_per_s=round(done.events / done.elapsed) if done.elapsed else 0,
+        )
+        if audit and settings.audit:
+            await _audit(settings, p, from_block, to_block, heal=True)
+
+
+async def run_audit(settings: Settings, from_block: int, to_block: int, *, heal: bool) -> bool:
+    """Audit [from_block, to_block]; True unless differences were found and left."""
+    async with open_pipeline(settings) as p:
+        head = await p.source.head()
+        if to_block > head:
+            raise ConfigError(f"--to-block {to_block} is beyond the node's head {head}")
+        report = await _audit(settings, p, from_block, to_block, heal=heal)
+    return heal or not report.found
+
+
+async def _audit(
+    settings: Settings, p: Pipeline, from_block: int, to_block: int, *, heal: bool
+) -> AuditReport:
+    started = time.perf_counter()
+    async with open_audit_reader(settings, p) as reader:
+        report = await audit_range(p, reader, from_block, to_block, heal=heal)
     log.info(
-        "backfill_done",
+        "audit_done",
         from_block=from_block,
         to_block=to_block,
-        events=done.events,
-        elapsed_s=round(done.elapsed, 2),
-        events_per_s=round(done.events / done.elapsed) if done.elapsed else 0,
+        source=reader.name,
+        blocks=report.blocks,
+        discrepancies=len(report.found),
+        healed=len(report.found) if heal else 0,
+        reorging=report.reorging,
+        rpc_calls=report.calls,
+        elapsed_s=round(time.perf_counter() - started, 2),
     )
+    return report
 
 
 async def run_rewind(settings: Settings, to_block: int) -> None:

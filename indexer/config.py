@@ -76,6 +76,17 @@ class Settings(BaseSettings):
     batch_max_logs: int = Field(default=20_000, ge=1)
     fetch_concurrency: int = Field(default=3, ge=1)
 
+    # The audit: every committed block compared with the chain and healed (see audit.py).
+    audit: bool = True
+    audit_rpc_url: HttpUrl | None = None  # a second provider to audit against
+    audit_requests_per_second: float = Field(default=200.0, gt=0)
+    audit_depth: int | None = Field(default=None, ge=0)  # the deep pass; None: reorg window
+    # The watchdog: stalled when the checkpoint has not moved for this long, or while the
+    # head moved this far, though behind the head; the process exits after exit_seconds more.
+    stall_seconds: float = Field(default=300.0, gt=0)
+    stall_blocks: int = Field(default=300, ge=1)
+    stall_exit_seconds: float = Field(default=300.0, ge=0)
+
     lease_seconds: float = Field(default=15.0, ge=1)
     replica_name: str | None = Field(default=None, min_length=1, max_length=100)
 

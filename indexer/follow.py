@@ -58,7 +58,7 @@ async def follow(
             health.failed()
             metrics.STEP_RETRIES.labels(type(e).__name__).inc()
             log.warning("step_retry", error=str(e), error_type=type(e).__name__)
-            await wait_or_stop(stop, backoff.next())
+            await wait_or_stop(stop, backoff.next(e))
             continue
         if stepped is None:
             break

@@ -1,7 +1,8 @@
 """Liveness, readiness and lag, served with the metrics on one small HTTP server.
 
-/healthz: the loop turned recently. /readyz on the leader: database and node answer
-and the lag is under AUDIFI_READY_MAX_LAG_BLOCKS, i.e. caught up and healthy; on a
+/healthz: the loop turned recently. /readyz on the leader: database and node answer,
+the watchdog finds no stall, and the lag is under AUDIFI_READY_MAX_LAG_BLOCKS, i.e.
+caught up and healthy; on a
 standby: its database answers, so it can take over ("standby (leader: NAME)").
 Nothing else is served: no configuration, no version of a dependency.
 """
@@ -44,6 +45,7 @@ class Health:
         self.halted: str | None = None
         self.failing = False
         self.standby_of: str | None = None  # the leader's name while this replica stands by
+        self.stalled: str | None = None  # why, while the watchdog finds progress stalled
         for gauge in _MEASURED:
             gauge.set(math.nan)
         metrics.UP.set(0)
@@ -111,6 +113,8 @@ class Health:
             return False, f"halted: {self.halted}"
         if self.store is None:
             return False, "waiting for the database and the node"
+        if self.stalled is not None:
+            return False, self.stalled
         if self.standby_of is not None:  # ready to take over while its database answers
             down = await self._database_down()
             return (

@@ -50,6 +50,16 @@ _CATCH_ALLS = (
     "extends beyond current head",
 )
 LIMIT_EXCEEDED_CODE = -32005
+# A provider's request-rate limit, whatever the method: waiting helps, a smaller range not.
+_RATE_LIMITS = (
+    "rate limit",
+    "rate exceeded",
+    "request rate",
+    "too many requests",
+    "request count exceeded",
+    "compute units per second",
+    "throughput",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +104,9 @@ def parse_limit_error(code: int | None, message: str, data: object = None) -> Li
     if code == LIMIT_EXCEEDED_CODE or any(phrase in lowered for phrase in _CATCH_ALLS):
         return LimitHint(suggested_to=None, ceiling=None)
     return None
+
+
+def is_rate_limit(message: str) -> bool:
+    """Whether a JSON-RPC error says the provider limits the request rate."""
+    lowered = message.lower()
+    return any(phrase in lowered for phrase in _RATE_LIMITS)

@@ -95,3 +95,26 @@ ROLE_CHANGES = Counter(
 LEASE_AGE = Gauge(
     f"{PREFIX}_lease_age_seconds", "Seconds since the leader last renewed its lease (leader only)."
 )
+
+AUDITED_BLOCK = Gauge(
+    f"{PREFIX}_audited_block",
+    "Every committed block up to this one was audited once deep enough (the deep pass).",
+)
+AUDIT_BACKLOG_BLOCKS = Gauge(
+    f"{PREFIX}_audit_backlog_blocks", "Blocks deep enough to audit that the deep pass has not yet."
+)
+AUDITED_BLOCKS = Counter(
+    f"{PREFIX}_audited_blocks_total", "Committed blocks compared with the chain, by pass.", ["pass"]
+)
+AUDIT_CALLS = Counter(
+    f"{PREFIX}_audit_rpc_calls_total", "JSON-RPC calls the audit made (its request budget)."
+)
+AUDIT_DISCREPANCIES = Counter(
+    f"{PREFIX}_audit_discrepancies_total",
+    "Committed blocks the audit found different from the chain, and healed, by kind.",
+    ["kind"],
+)
+STALLED = Gauge(
+    f"{PREFIX}_stalled",
+    "1 while the checkpoint has not moved although the node's head is ahead (the watchdog).",
+)

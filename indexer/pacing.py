@@ -8,6 +8,8 @@ import contextlib
 import random
 from dataclasses import dataclass, field
 
+from indexer.errors import NotReady
+
 
 @dataclass(frozen=True, slots=True)
 class BackoffPolicy:
@@ -24,6 +26,9 @@ class BackoffPolicy:
 
 
 STEP_BACKOFF = BackoffPolicy(base=0.2, cap=30.0)  # a driver running a failed step again
+# The node lacks a block it has told us of (a lagging replica behind a load balancer):
+# it will have it in moments, so the wait stays short.
+WAIT_FOR_BLOCK = BackoffPolicy(base=0.1, cap=2.0)
 
 
 @dataclass(slots=True)
@@ -33,9 +38,11 @@ class Backoff:
     policy: BackoffPolicy = field(default=STEP_BACKOFF)
     failures: int = 0
 
-    def next(self) -> float:
+    def next(self, error: BaseException | None = None) -> float:
+        """The wait after one more failure; short when it was a block not there yet."""
         self.failures += 1
-        return self.policy.delay(self.failures)
+        policy = WAIT_FOR_BLOCK if isinstance(error, NotReady) else self.policy
+        return policy.delay(self.failures)
 
     def reset(self) -> None:
         self.failures = 0

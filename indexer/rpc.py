@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from indexer import metrics
 from indexer.errors import NotReady, RangeTooLarge, RpcError, RpcUnavailable
-from indexer.limits import parse_limit_error
+from indexer.limits import is_rate_limit, parse_limit_error
 from indexer.pacing import BackoffPolicy
 
 log = structlog.get_logger("rpc")
@@ -193,26 +193,25 @@ class RpcClient:
 
         `min_block` is the highest block the calls need: the request goes to a URL
         believed to have it, and a URL found lacking it hands over to one that has it.
-        An answer that still lacks it (a null header, "unknown block") is asked for a
-        few times more, since a load balancer may have sent it to a lagging replica;
-        then it is returned, or raised, as the node gave it."""
+        Items that still lack a block (a null header, "unknown block": a load balancer
+        sent them to a lagging replica) are asked for again, alone, a few times after a
+        short jittered pause; then a null header is returned and a refusal raised."""
         if not calls:
             return []
+        results = await self._retried(calls, min_block, reverts_as_results)
         for attempt in range(1, _LAGGING_TRIES + 1):
-            last = attempt == _LAGGING_TRIES or min_block is None
-            try:
-                results = await self._retried(calls, min_block, reverts_as_results)
-            except (NotReady, RangeTooLarge) as e:
-                if last or not _says_lacking(e):
-                    raise
-                reason = type(e).__name__
-            else:
-                if last or _first_missing(calls, results) is None:
-                    return results
-                reason = "NullHeader"
-            metrics.RPC_RETRIES.labels(reason).inc()
+            lacking = _lacking_items(calls, results)
+            if not lacking or min_block is None:
+                break
+            metrics.RPC_RETRIES.labels("lagging_item").inc()
             await asyncio.sleep(_LAGGING_BACKOFF.delay(attempt))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            again = await self._retried([calls[i] for i in lacking], min_block, reverts_as_results)
+            for i, result in zip(lacking, again, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, _Lacking):
+                raise result.error
+        return results
 
     async def _retried(
         self, calls: Sequence[Call], min_block: int | None, reverts_as_results: bool = False
@@ -271,11 +270,7 @@ class RpcClient:
         started = time.perf_counter()
         try:
             payload = await self._post(endpoint.url, body)
-            try:
-                results = _unpack(payload, ids, calls, reverts_as_results=reverts_as_results)
-            except (NotReady, RangeTooLarge) as e:
-                self._lacking(endpoint, e, min_block)
-                raise
+            results = _unpack(payload, ids, calls, reverts_as_results=reverts_as_results)
             self._check_reached(endpoint, calls, results, min_block)
         except EndpointBehind:
             metrics.RPC_REQUESTS.labels(method, "behind").inc()
@@ -298,14 +293,6 @@ class RpcClient:
             self._endpoints.saw_head(endpoint, int(results[0], 16))
         return results
 
-    def _lacking(self, endpoint: _Endpoint, error: Exception, min_block: int | None) -> None:
-        """A refusal that says the URL is behind moves the request to a URL that is not."""
-        if min_block is None or not _says_lacking(error):
-            return  # e.g. a size limit, not a lagging node
-        self._endpoints.behind(endpoint, min_block)
-        if self._endpoints.another_has(endpoint, min_block):
-            raise EndpointBehind(f"node {endpoint.index} lacks block {min_block}") from error
-
     def _check_reached(
         self,
         endpoint: _Endpoint,
@@ -313,12 +300,14 @@ class RpcClient:
         results: list[Any],
         min_block: int | None,
     ) -> None:
-        """A null header up to `min_block` means this URL lags: try one that does not."""
-        if min_block is None:
+        """Items that lack a block up to `min_block` mean this URL lags: the request moves
+        to a URL that has the block, if there is one."""
+        if min_block is None or not _lacking_items(calls, results):
             return
-        missing = _first_missing(calls, results)
-        if missing is not None:
-            self._lacking(endpoint, NotReady("null header"), missing)
+        block = min(_first_missing(calls, results) or min_block, min_block)
+        self._endpoints.behind(endpoint, block)
+        if self._endpoints.another_has(endpoint, block):
+            raise EndpointBehind(f"node {endpoint.index} lacks block {block}")
 
     async def _post(self, url: str, body: bytes) -> Any:
         headers = {"Content-Type": "application/json"}
@@ -340,12 +329,34 @@ class RpcClient:
         return payload
 
 
+@dataclass(frozen=True, slots=True)
+class _Lacking:
+    """An item the serving node refused because it lacks a block (yet): asked again."""
+
+    error: NotReady | RangeTooLarge
+
+
+def _null_header(call: Call, result: Any) -> bool:
+    method, params = call
+    return method == "eth_getBlockByNumber" and result is None and str(params[0]).startswith("0x")
+
+
+def _lacking_items(calls: Sequence[Call], results: list[Any]) -> list[int]:
+    """Indexes of the items a lagging node answered: a refusal, or a header asked for by
+    number that came back null."""
+    return [
+        i
+        for i, (call, result) in enumerate(zip(calls, results, strict=True))
+        if isinstance(result, _Lacking) or _null_header(call, result)
+    ]
+
+
 def _first_missing(calls: Sequence[Call], results: list[Any]) -> int | None:
     """The lowest block asked for by number whose header came back null."""
     missing = [
-        int(params[0], 16)
-        for (method, params), result in zip(calls, results, strict=True)
-        if method == "eth_getBlockByNumber" and result is None and str(params[0]).startswith("0x")
+        int(call[1][0], 16)
+        for call, result in zip(calls, results, strict=True)
+        if _null_header(call, result)
     ]
     return min(missing, default=None)
 
@@ -374,10 +385,15 @@ def _unpack(
     if set(by_id) != set(ids) or len(payload) != len(ids):
         raise RpcUnavailable(f"batch answer has {len(by_id)} usable items for {len(ids)} calls")
     results: list[Any] = []
-    for i, (method, _) in zip(ids, calls, strict=True):
+    for i, (method, params) in zip(ids, calls, strict=True):
         item = by_id[i]
         revert = _reverted(item) if reverts_as_results else None
-        results.append(revert or _result(item, method))
+        try:
+            results.append(revert or _result(item, method, params))
+        except (NotReady, RangeTooLarge) as e:
+            if not _says_lacking(e):
+                raise
+            results.append(_Lacking(e))
     return results
 
 
@@ -392,7 +408,7 @@ def _reverted(item: dict[str, Any]) -> Reverted | None:
     return None
 
 
-def _result(item: dict[str, Any], method: str) -> Any:
+def _result(item: dict[str, Any], method: str, params: Sequence[Any] = ()) -> Any:
     error = item.get("error")
     if error is None:
         if "result" not in item:
@@ -401,8 +417,14 @@ def _result(item: dict[str, Any], method: str) -> Any:
     code = error.get("code") if isinstance(error, dict) else None
     message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
     data = error.get("data") if isinstance(error, dict) else None
+    if is_rate_limit(message):
+        raise RpcUnavailable(f"{method} failed: {message} (code {code})")
     if method == "eth_getLogs":
         hint = parse_limit_error(code, message, data)
+        if hint is not None and _one_block(params) and "head" not in message.lower():
+            # Nothing smaller to ask for: a refusal of one block is the provider's load
+            # (Infura's -32005 is also its rate limit), so it is retried, with backoff.
+            raise RpcUnavailable(f"eth_getLogs refused for one block: {message} (code {code})")
         if hint is not None:
             raise RangeTooLarge(
                 f"eth_getLogs refused: {message}",
@@ -414,6 +436,15 @@ def _result(item: dict[str, Any], method: str) -> Any:
     if code in _FATAL_CODES:
         raise RpcError(f"{method} failed: {message} (code {code})", code=code)
     raise RpcUnavailable(f"{method} failed: {message} (code {code})")
+
+
+def _one_block(params: Sequence[Any]) -> bool:
+    """Whether an eth_getLogs filter asks for a single block (by hash, or from == to)."""
+    log_filter = params[0] if params and isinstance(params[0], dict) else {}
+    if "blockHash" in log_filter:
+        return True
+    first, last = log_filter.get("fromBlock"), log_filter.get("toBlock")
+    return isinstance(first, str) and first.startswith("0x") and first == last
 
 
 def _log_retry(state: RetryCallState) -> None:

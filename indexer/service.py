@@ -8,12 +8,14 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from secrets import token_hex
 
 import asyncpg
 import structlog
 
 from indexer import __version__, metrics
+from indexer.audit import Auditor, EndpointReader, Reader, ReceiptsReader
 from indexer.backfill import backfill
 from indexer.chain import Checkpoint, ContractKind, TrackedContract
 from indexer.config import Settings, redact_url
@@ -31,6 +33,7 @@ from indexer.store.control import Fence, Identity, indexed_chains, read_identity
 from indexer.store.db import connection, create_pool, database_errors
 from indexer.store.state import Store
 from indexer.views import refresh_views_periodically
+from indexer.watchdog import Watchdog
 
 log = structlog.get_logger("service")
 
@@ -119,6 +122,30 @@ async def open_pipeline(
     finally:
         await rpc.close()
         await pool.close()
+
+
+@asynccontextmanager
+async def open_audit_reader(settings: Settings, p: Pipeline) -> AsyncIterator[Reader]:
+    """The audit's independent path: the second provider AUDIFI_AUDIT_RPC_URL when set
+    (refused if it serves another chain), else the node's receipts."""
+    if settings.audit_rpc_url is None:
+        yield ReceiptsReader(p.source)
+        return
+    rpc = RpcClient(
+        [settings.audit_rpc_url],
+        timeout=settings.rpc_timeout,
+        max_retries=settings.rpc_max_retries,
+    )
+    try:
+        source = ChainSource(rpc, batch_size=settings.rpc_batch_size)
+        chain_id = await source.chain_id()
+        if chain_id != p.store.chain_id:
+            raise ConfigError(
+                f"AUDIFI_AUDIT_RPC_URL serves chain {chain_id}, not chain {p.store.chain_id}"
+            )
+        yield EndpointReader(source, replace(p.planner))
+    finally:
+        await rpc.close()
 
 
 async def _first_block(
@@ -312,15 +339,53 @@ async def _follow_or_linger(
     """Follow; on a fatal error keep serving metrics (unready) for AUDIFI_FATAL_LINGER
     seconds before exiting, so Prometheus scrapes the reason (e.g. a too-deep reorg)."""
     try:
-        await follow(
-            p,
-            poll_interval=settings.poll_interval,
-            stop=stop,
-            health=health,
-            catch_up=_catch_up(p, settings, stop, health),
-        )
+        async with open_audit_reader(settings, p) as reader:
+            await _follow_guarded(p, settings, stop, health, reader if settings.audit else None)
     except Fatal as e:
         health.halt(type(e).__name__)
         log.error("fatal", error=str(e), linger_s=settings.fatal_linger)
         await wait_or_stop(stop, settings.fatal_linger)
         raise
+
+
+async def _follow_guarded(
+    p: Pipeline,
+    settings: Settings,
+    stop: asyncio.Event,
+    health: Health,
+    reader: Reader | None,
+) -> None:
+    """Follow with the watchdog and the auditor beside it. Either failing stops the
+    follower, and its error is raised once the follower has stopped."""
+    stopping = asyncio.Event()
+    watchdog = Watchdog(
+        stall_seconds=settings.stall_seconds,
+        stall_blocks=settings.stall_blocks,
+        exit_seconds=settings.stall_exit_seconds,
+    )
+    guards = [asyncio.create_task(watchdog.run(p, health, stopping))]
+    if reader is not None:
+        depth = settings.reorg_window if settings.audit_depth is None else settings.audit_depth
+        auditor = Auditor(
+            p, reader, depth=depth, calls_per_second=settings.audit_requests_per_second
+        )
+        guards.append(asyncio.create_task(auditor.run(stopping)))
+    relay = asyncio.create_task(stop.wait())
+    relay.add_done_callback(lambda _: stopping.set())
+    for guard in guards:
+        guard.add_done_callback(lambda _: stopping.set())
+    try:
+        await follow(
+            p,
+            poll_interval=settings.poll_interval,
+            stop=stopping,
+            health=health,
+            catch_up=_catch_up(p, settings, stopping, health),
+        )
+    finally:
+        stopping.set()
+        relay.cancel()
+        ended = await asyncio.gather(*guards, return_exceptions=True)
+    for outcome in ended:
+        if isinstance(outcome, Exception):
+            raise outcome

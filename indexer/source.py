@@ -2,7 +2,8 @@
 
 Everything returned here has been checked against itself: every log's block
 hash matches the header fetched for that block, the node has reached the
-range's last block, no (block, logIndex) appears twice, and an eth_getLogs
+range's last block, (block, logIndex) strictly increases (so a duplicate or a
+reordered log anywhere in an answer is caught, never a database error), and an eth_getLogs
 call that came back empty is checked against the logsBloom of every header
 fetched with it (a bloom hit is settled by the block's receipts). A response
 that fails a check raises a Retryable error and is never handed on.
@@ -73,6 +74,14 @@ def parse_logs(items: Iterable[dict[str, Any]]) -> list[RawLog]:
         ]
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         raise InconsistentResponse(f"eth_getLogs returned an unparsable log: {e!r}") from e
+
+
+@dataclass(frozen=True, slots=True)
+class BlockLogs:
+    """One block's header and logs as the audit read them."""
+
+    header: BlockRef
+    logs: list[RawLog]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +157,29 @@ class ChainSource:
             out += [None if isinstance(r, Reverted) else _bytes(r) for r in results]
         return out
 
+    async def receipts(self, numbers: Sequence[int]) -> dict[int, BlockLogs]:
+        """Each block's header and every log in its receipts, checked against each other:
+        the audit's path to the chain, which does not go through eth_getLogs."""
+        found: dict[int, BlockLogs] = {}
+        per_request = max(1, self._batch_size // 8)  # receipts are heavy: keep answers small
+        for start in range(0, len(numbers), per_request):
+            chunk = numbers[start : start + per_request]
+            calls: list[Call] = []
+            for number in chunk:
+                calls += [_header_call(number), ("eth_getBlockReceipts", [_hex(number)])]
+            results = await self.rpc.batch(calls, min_block=chunk[-1])
+            for i, number in enumerate(chunk):
+                header = _require_headers([number], [results[2 * i]])[number]
+                receipts = results[2 * i + 1]
+                if not isinstance(receipts, list):
+                    raise NotReady(f"node has no receipts for block {number} yet")
+                logs = parse_logs(g for receipt in receipts for g in receipt.get("logs") or [])
+                if any(g.block_hash != header.hash or g.block_number != number for g in logs):
+                    raise InconsistentResponse(f"block {number}'s receipts name another block")
+                _check_order(logs)
+                found[number] = BlockLogs(header, logs)
+        return found
+
     async def fetch(
         self,
         from_block: int,
@@ -171,7 +203,11 @@ class ChainSource:
         raws = results[len(log_calls) :]
         headers = _require_headers(numbers, raws)
         logs = parse_logs(r for chunk in chunks for r in chunk)
-        if len(chunks) > 1:  # each answer is in chain order; several must be merged
+        if len(chunks) > 1:  # each answer must be in chain order; several are merged
+            at = 0
+            for chunk in chunks:
+                _check_order(logs[at : at + len(chunk)])
+                at += len(chunk)
             logs.sort(key=_POSITION)
         missing = {g.block_number for g in logs} - headers.keys()
         if missing:
@@ -267,6 +303,21 @@ def _require_headers(numbers: Iterable[int], raws: Sequence[Any]) -> dict[int, B
     return headers
 
 
+def _check_order(logs: Sequence[RawLog]) -> None:
+    previous: tuple[int, int] | None = None
+    for item in logs:
+        previous = _after(previous, (item.block_number, item.log_index))
+
+
+def _after(previous: tuple[int, int] | None, position: tuple[int, int]) -> tuple[int, int]:
+    """(block, logIndex) must strictly increase: anything else is a duplicate or a
+    reordered answer, and such an answer is not trusted for the rest either."""
+    if previous is not None and position <= previous:
+        what = "appears twice" if position == previous else f"comes after {previous}"
+        raise InconsistentResponse(f"log {position} {what}: the answer is out of order")
+    return position
+
+
 def _validate(
     from_block: int, to_block: int, logs: list[RawLog], headers: dict[int, BlockRef]
 ) -> None:
@@ -277,13 +328,11 @@ def _validate(
             raise InconsistentResponse(f"log {position} is marked removed: the chain moved")
         if not from_block <= item.block_number <= to_block:
             raise InconsistentResponse(f"log {position} is outside {from_block}..{to_block}")
-        if position == previous:
-            raise InconsistentResponse(f"log {position} appears twice")
+        previous = _after(previous, position)
         if headers[item.block_number].hash != item.block_hash:
             raise InconsistentResponse(
                 f"log {position} names a block hash the header for {item.block_number} lacks"
             )
-        previous = position
     for number in range(from_block + 1, to_block + 1):
         child, parent = headers.get(number), headers.get(number - 1)
         if child and parent and child.parent_hash != parent.hash:

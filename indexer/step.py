@@ -36,6 +36,7 @@ from indexer.chain import (
 from indexer.decode import decode
 from indexer.derive import StagedRows, stage_rows
 from indexer.errors import MissingHeaders, RangeTooLarge
+from indexer.ledger import Discrepancy, LedgerEntry, ledger_of
 from indexer.ranges import RangePlanner
 from indexer.registry import Registry, children_of
 from indexer.reorg import find_fork
@@ -94,6 +95,7 @@ class Prepared:
     headers: dict[int, BlockRef]
     n_logs: int
     staged: StagedRows
+    ledger: list[LedgerEntry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +125,7 @@ async def fetch_prepared(
             metrics.GETLOGS_SPLITS.inc()
             continue
         p.planner.succeeded(blocks=stop - start + 1, logs=len(decoded.items))
-        parts += [
-            _prepare(part, p.store.chain_id) for part in split(decoded, p.planner.target_logs)
-        ]
+        parts += [prepare(part, p.store.chain_id) for part in split(decoded, p.planner.target_logs)]
         start = stop + 1
     return parts
 
@@ -139,16 +139,16 @@ async def _fetch_decoded(
         start, end, registry.addresses(up_to=end), all_headers=all_headers
     )
     headers = dict(fetched.headers)
-    items, deployments = _decode(fetched.logs, registry)
+    items, deployments = decode_tracked(fetched.logs, registry)
     while new := registry.new(children_of(deployments)):
         registry.add(new)
         more = await p.source.fetch(min(c.since_block for c in new), end, [c.address for c in new])
         headers.update(more.headers)
-        items = _merged(items, _decode(more.logs, registry)[0])
+        items = _merged(items, decode_tracked(more.logs, registry)[0])
     return Decoded(start, end, headers, items)
 
 
-def _decode(
+def decode_tracked(
     logs: Iterable[RawLog], registry: Registry
 ) -> tuple[list[Event | Quarantined], list[Event | Quarantined]]:
     """Each log of a tracked contract, from its creation block on, decoded once; and,
@@ -198,9 +198,10 @@ def split(found: Decoded, max_logs: int) -> list[Decoded]:
     return parts
 
 
-def _prepare(decoded: Decoded, chain_id: int) -> Prepared:
+def prepare(decoded: Decoded, chain_id: int) -> Prepared:
     started = time.perf_counter()
     staged = stage_rows(chain_id, decoded.items, decoded.headers)
+    entries = ledger_of(decoded.items)
     metrics.TIME_SPENT.labels("decode").inc(time.perf_counter() - started)
     return Prepared(
         from_block=decoded.from_block,
@@ -208,40 +209,58 @@ def _prepare(decoded: Decoded, chain_id: int) -> Prepared:
         headers=decoded.headers,
         n_logs=len(decoded.items),
         staged=staged,
+        ledger=entries,
     )
 
 
-async def discover_contracts(p: Pipeline, registry: Registry, *, since: int, until: int) -> None:
-    """Add every contract the factory deployed in [since, until] (its logs only), in ranges
-    sized like any other but by their own planner: factory logs are sparse."""
-    planner = replace(p.planner)
-    start = since
-    while start <= until:
-        end = planner.end_for(start, until)
-        try:
-            fetched = await p.source.fetch(start, end, [p.factory.address])
-        except RangeTooLarge as e:
-            planner.refused(e, start=start, end=end)
-            continue
-        planner.succeeded(blocks=end - start + 1, logs=len(fetched.logs))
-        registry.add(children_of(_decode(fetched.logs, registry)[1]))
-        start = end + 1
+@dataclass(slots=True)
+class Discovery:
+    """The children the factory deployed up to `next_block - 1`, found in ranges sized
+    like any other but by their own planner (factory logs are sparse). Kept across
+    retries: an error resumes discovery where it stopped, never at its start."""
 
+    registry: Registry
+    next_block: int
+    planner: RangePlanner
 
-def discovery_start(p: Pipeline, position: Position) -> int:
-    """Where the factory's logs must be read from to know every child: children at or
-    below the checkpoint are committed with it."""
-    if position.checkpoint is None:
-        return p.factory.since_block
-    return max(p.factory.since_block, position.checkpoint.number + 1)
+    @classmethod
+    def after(cls, p: Pipeline, position: Position) -> Discovery:
+        """Children at or below the checkpoint are committed with it: discovery starts
+        above it (at the factory's deployment block for a new index)."""
+        start = p.factory.since_block
+        if position.checkpoint is not None:
+            start = max(start, position.checkpoint.number + 1)
+        return cls(p.registry(position), start, replace(p.planner))
+
+    async def run(self, p: Pipeline, *, until: int) -> Registry:
+        """Read the factory's logs up to `until`; the registry then knows every child."""
+        while self.next_block <= until:
+            start = self.next_block
+            end = self.planner.end_for(start, until)
+            try:
+                fetched = await p.source.fetch(start, end, [p.factory.address])
+            except RangeTooLarge as e:
+                self.planner.refused(e, start=start, end=end)
+                continue
+            self.planner.succeeded(blocks=end - start + 1, logs=len(fetched.logs))
+            self.registry.add(children_of(decode_tracked(fetched.logs, self.registry)[1]))
+            self.next_block = end + 1
+        return self.registry
 
 
 async def commit(
-    p: Pipeline, prepared: Prepared, *, head: int, expected: Position | None, durable: bool
+    p: Pipeline,
+    prepared: Prepared,
+    *,
+    head: int,
+    expected: Position | None,
+    durable: bool,
+    heal: Discrepancy | None = None,
 ) -> Committed:
     """Commit a prepared range in one transaction. `expected` fences it: refused with
     IndexMoved when another writer moved the index since it was read. Blocks with stored
-    rows but no header in the batch are fetched and the commit is tried once more."""
+    rows but no header in the batch are fetched and the commit is tried once more. With
+    `heal`, the one block the audit found wrong is replaced by what the chain holds."""
     headers = prepared.headers
     for attempt in (1, 2):
         batch = Batch(
@@ -253,6 +272,8 @@ async def commit(
             durable=durable,
             expected=expected,
             fence=p.fence,
+            ledger=prepared.ledger,
+            heal=heal,
         )
         try:
             committed = await p.store.commit(batch)

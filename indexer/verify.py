@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 
 import typer
 
-from indexer.chain import ZERO_ADDRESS, BlockRef, CoinTransfer, NftTransfer, RawLog
+from indexer.chain import ZERO_ADDRESS, BlockRef, CoinTransfer, NftTransfer, Position, RawLog
 from indexer.config import Settings
 from indexer.decode import decode
 from indexer.errors import Fatal, RangeTooLarge
 from indexer.registry import Registry
 from indexer.service import open_pipeline
 from indexer.source import Fetched
-from indexer.step import Pipeline, discover_contracts
+from indexer.step import Discovery, Pipeline
 from indexer.store.ops import BlockRows, Holding, Nft, Snapshot, snapshot
 from indexer.tables import TABLE_OF_EVENT
 
@@ -104,8 +104,8 @@ async def verify(p: Pipeline, from_block: int, to_block: int) -> Report:
     head = await p.source.head()
     if to_block > head:
         raise Fatal(f"--to-block {to_block} is beyond the node's head {head}")
-    registry = Registry(p.factory)  # children from the node, not from the index
-    await discover_contracts(p, registry, since=p.factory.since_block, until=to_block)
+    # Children from the node, not from the index.
+    registry = await Discovery.after(p, Position(None, ())).run(p, until=to_block)
     tally = _Tally()
     async with snapshot(p.store.pool, p.store.chain_id) as stored:
         state_block = await stored.state_block()

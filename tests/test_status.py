@@ -86,6 +86,9 @@ def test_status_reports_checkpoint_head_lag_contracts_events_and_last_reorg(
             "quarantined": counts["indexer_quarantine"],
         },
         "last_reorg": None,
+        "committed_ranges": [[live.chain.factory_block, head]],
+        "audited_block": -1,
+        "discrepancies": {"by_kind": {}, "last_block": None, "last_at": None},
     }
     assert counts["nft_transfers"] > 0 and counts["token_transfers"] > 0
 
@@ -100,6 +103,7 @@ def test_status_reports_checkpoint_head_lag_contracts_events_and_last_reorg(
     )
     reorg = after["last_reorg"]
     assert (reorg["fork_block"], reorg["depth"]) == (fork, head - fork)
+    assert after["committed_ranges"] == [[live.chain.factory_block, fork]]
     remaining = asyncio.run(_counts(database_url))
     reverted = sum(counts[k] - remaining[k] for k in RAW_KINDS)
     assert reverted > 0 and reorg["events_reverted"] >= reverted

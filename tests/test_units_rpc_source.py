@@ -511,7 +511,22 @@ def test_a_log_outside_the_range_is_inconsistent(block: int) -> None:
 def test_a_log_twice_is_inconsistent() -> None:
     blocks = chain_of(10, 12)
     logs = [log_in(blocks, 10, 0), log_in(blocks, 11, 3), log_in(blocks, 11, 3)]
-    with pytest.raises(InconsistentResponse, match=r"^log \(11, 3\) appears twice$"):
+    with pytest.raises(InconsistentResponse, match=r"^log \(11, 3\) appears twice: the answer"):
+        _validate(10, 12, logs, blocks)
+
+
+def test_a_duplicate_that_is_not_next_to_itself_is_inconsistent() -> None:
+    blocks = chain_of(10, 12)
+    logs = [log_in(blocks, 10, 0), log_in(blocks, 11, 3), log_in(blocks, 12, 0)]
+    logs.append(logs[1])
+    with pytest.raises(InconsistentResponse, match=r"^log \(11, 3\) comes after \(12, 0\)"):
+        _validate(10, 12, logs, blocks)
+
+
+def test_logs_out_of_order_within_a_block_are_inconsistent() -> None:
+    blocks = chain_of(10, 12)
+    logs = [log_in(blocks, 11, 4), log_in(blocks, 11, 2)]
+    with pytest.raises(InconsistentResponse, match="out of order"):
         _validate(10, 12, logs, blocks)
 
 

@@ -5,13 +5,17 @@ Channel `audifi_events`; each payload is one JSON object with a `type`:
 `ipo.mint` {masterId, mintedSupply}, `nft.transfer` {nftId, contract, tokenId,
 newOwner}, `indexer.batch` {fromBlock, toBlock, nftTransfers} when a batch moved
 more tokens than `MAX_TRANSFER_NOTICES` (a backfill), and `indexer.reorg`
-{forkBlock, revertedFromBlock, revertedToBlock}.
+{forkBlock, revertedFromBlock, revertedToBlock}, and `indexer.discrepancy` {blockNumber,
+kind, ledgerCount, chainCount, rowsRemoved, rowsAdded} when the audit healed a block the
+node had answered wrongly (the block's rows changed: re-read what it holds).
 """
 
 from __future__ import annotations
 
 import asyncpg
 import orjson
+
+from indexer.ledger import Discrepancy
 
 CHANNEL = "audifi_events"
 MAX_TRANSFER_NOTICES = 500
@@ -63,5 +67,20 @@ async def notify_reorg(
         "forkBlock": fork_block,
         "revertedFromBlock": fork_block + 1,
         "revertedToBlock": reverted_to_block,
+    }
+    await conn.execute("select pg_notify($1, $2)", CHANNEL, orjson.dumps(payload).decode())
+
+
+async def notify_discrepancy(
+    conn: asyncpg.Connection, found: Discrepancy, *, rows_removed: int, rows_added: int
+) -> None:
+    payload = {
+        "type": "indexer.discrepancy",
+        "blockNumber": found.block_number,
+        "kind": found.kind,
+        "ledgerCount": found.ledger.log_count if found.ledger else 0,
+        "chainCount": found.chain.log_count if found.chain else 0,
+        "rowsRemoved": rows_removed,
+        "rowsAdded": rows_added,
     }
     await conn.execute("select pg_notify($1, $2)", CHANNEL, orjson.dumps(payload).decode())

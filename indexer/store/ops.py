@@ -49,6 +49,33 @@ async def last_reorg(pool: asyncpg.Pool, chain_id: int) -> LastReorg | None:
     return None if row is None else LastReorg(**dict(row))
 
 
+@dataclass(frozen=True, slots=True)
+class Discrepancies:
+    by_kind: dict[str, int]
+    last_block: int | None
+    last_at: datetime | None
+
+
+async def discrepancies(pool: asyncpg.Pool, chain_id: int) -> Discrepancies:
+    """What the audit found and healed, by kind, and the latest one."""
+    async with database_errors("reading the audit's discrepancies"):
+        rows = await pool.fetch(
+            "select kind, count(*) as n, max(detected_at) as at from indexer_discrepancies "
+            "where chain_id = $1 group by kind order by kind",
+            chain_id,
+        )
+        last = await pool.fetchrow(
+            "select block_number, detected_at from indexer_discrepancies where chain_id = $1 "
+            "order by id desc limit 1",
+            chain_id,
+        )
+    return Discrepancies(
+        {r["kind"]: r["n"] for r in rows},
+        last["block_number"] if last else None,
+        last["detected_at"] if last else None,
+    )
+
+
 async def refresh_views(pool: asyncpg.Pool) -> None:
     """REFRESH ... CONCURRENTLY each view (readers keep the old contents meanwhile)."""
     for view in VIEWS:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from indexer.chain import ZERO_ADDRESS
+from indexer.store.coverage import cut_above
 from indexer.store.write import sync_ipo_supply
 from indexer.tables import TABLE_NAMES
 
@@ -199,6 +200,7 @@ async def revert_above(conn: asyncpg.Connection, chain_id: int, fork_block: int)
         chain_id,
         fork_block,
     )
+    await cut_above(conn, chain_id, fork_block)
     return reverted
 
 
@@ -221,6 +223,7 @@ async def _revert_orphaned(conn: asyncpg.Connection, chain_id: int) -> Reverted:
     for table in TABLE_NAMES:
         status = await conn.execute(_DELETE.format(table=table), chain_id)
         raw_rows += int(status.split()[-1])
+    await conn.execute(_DELETE.format(table="indexer_ledger"), chain_id)
     await conn.execute(_RECOMPUTE_OWNERS, chain_id, ZERO_ADDRESS)
     await conn.execute(_DROP_UNOWNED, chain_id)
     recounted = await conn.fetch(_RECOUNT_SUPPLY, chain_id, ZERO_ADDRESS)

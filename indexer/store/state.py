@@ -7,6 +7,7 @@ database at a batch boundary.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -17,9 +18,11 @@ from indexer.chain import BlockRef, Checkpoint, ContractKind, Position, TrackedC
 from indexer.checkpoint import advanced
 from indexer.derive import StagedRows
 from indexer.errors import IndexMoved, LeaseHeld, MissingHeaders
+from indexer.ledger import Discrepancy, LedgerEntry
+from indexer.store import coverage
 from indexer.store.control import Fence, check_fence
 from indexer.store.db import connection, database_errors
-from indexer.store.notify import notify_batch, notify_reorg
+from indexer.store.notify import notify_batch, notify_discrepancy, notify_reorg
 from indexer.store.revert import Reverted, revert_above, revert_blocks
 from indexer.store.write import (
     displaced_contracts,
@@ -47,6 +50,12 @@ class Batch:
     expected: Position | None = None
     # The leader's lease token: the commit is refused (LeaseLost) once it was taken over.
     fence: Fence | None = None
+    # What the range holds per block, for the coverage ledger (blocks with logs only).
+    ledger: Sequence[LedgerEntry] = ()
+    # Healing one block the audit found wrong: every row stored in it is reverted first,
+    # whatever its block hash, so that it ends holding exactly `staged`; refused
+    # (IndexMoved) if its ledger entry changed since the audit read it.
+    heal: Discrepancy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +175,36 @@ class Store:
             )
         return [(r["block_number"], bytes(r["block_hash"])) for r in rows]
 
+    async def coverage(self) -> list[coverage.Span]:
+        """The committed block ranges, in order."""
+        async with database_errors("reading the coverage"), connection(self.pool) as conn:
+            return await coverage.covered(conn, self.chain_id)
+
+    async def ledger(self, from_block: int, to_block: int) -> dict[int, LedgerEntry]:
+        """The ledger entries of [from_block, to_block] (blocks without one held no logs)."""
+        async with database_errors("reading the ledger"), connection(self.pool) as conn:
+            return await coverage.ledger(conn, self.chain_id, from_block, to_block)
+
+    async def audited_to(self) -> int:
+        """The deep audit's position: every committed block up to it was audited."""
+        async with database_errors("reading the audit position"):
+            found = await self.pool.fetchval(
+                "select audited_to from indexer_audit where chain_id = $1", self.chain_id
+            )
+        return -1 if found is None else int(found)
+
+    async def mark_audited(self, to_block: int, *, was: int) -> None:
+        """Move the deep audit's position, unless it moved meanwhile (a rewind cut it)."""
+        async with database_errors("storing the audit position"):
+            await self.pool.execute(
+                "insert into indexer_audit as a (chain_id, audited_to) values ($1, $2) "
+                "on conflict (chain_id) do update set audited_to = $2, updated_at = now() "
+                "where a.audited_to = $3",
+                self.chain_id,
+                to_block,
+                was,
+            )
+
     async def commit(self, batch: Batch) -> Committed:
         """Write the batch, its derived state, window and checkpoint in one transaction.
 
@@ -190,16 +229,27 @@ class Store:
     async def _commit_locked(self, conn: asyncpg.Connection, batch: Batch) -> Committed:
         before = _position(await conn.fetch(_POSITION, self.chain_id))
         _check_fence(before, batch)
+        if batch.heal is not None:
+            await coverage.check_unchanged(conn, self.chain_id, batch.heal)
         stale = await self._stale_in_range(conn, batch)
-        known = await known_rows(conn, self.chain_id, batch.staged)
-        fresh = batch.staged.without(known.stored)
+        if batch.heal is None:
+            known = await known_rows(conn, self.chain_id, batch.staged)
+            fresh = batch.staged.without(known.stored)
+            stale |= known.displaced
+        else:  # every row stored in the block goes: all of the chain's are new
+            fresh = batch.staged
         await stage(conn, fresh)
-        stale |= known.displaced
         deploys = bool(fresh[MASTER_CONTRACTS] or fresh[ARTIST_TOKENS])
         if deploys:
             stale |= await displaced_contracts(conn, self.chain_id)
         reverted = await revert_blocks(conn, self.chain_id, sorted(stale)) if stale else None
         new_rows = await write_rows(conn, fresh)
+        await coverage.record(conn, self.chain_id, batch.from_block, batch.to_block, batch.ledger)
+        if batch.heal is not None:
+            removed = reverted.raw_rows if reverted else 0
+            added = sum(new_rows.values())
+            await coverage.record_discrepancy(conn, self.chain_id, batch.heal, removed, added)
+            await notify_discrepancy(conn, batch.heal, rows_removed=removed, rows_added=added)
         checkpoint = advanced(
             before.checkpoint,
             from_block=batch.from_block,
@@ -245,7 +295,9 @@ class Store:
         for r in rows:
             number, stored_hash = r["block_number"], bytes(r["block_hash"])
             header = batch.headers.get(number)
-            if header is None:
+            if batch.heal is not None:
+                stale.add((number, stored_hash))
+            elif header is None:
                 missing.add(number)
             elif header.hash != stored_hash:
                 stale.add((number, stored_hash))
@@ -299,7 +351,15 @@ class Store:
         return reverted
 
 
-_FORGOTTEN = ("indexer_checkpoints", "indexer_blocks", "indexer_leases", "indexer_identity")
+_FORGOTTEN = (
+    "indexer_checkpoints",
+    "indexer_blocks",
+    "indexer_coverage",
+    "indexer_ledger",
+    "indexer_audit",
+    "indexer_leases",
+    "indexer_identity",
+)
 
 
 async def forget_chain(pool: asyncpg.Pool, chain_id: int) -> Reverted:

@@ -7,6 +7,7 @@ Every server started here is stopped here, by its handle."""
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
@@ -83,15 +84,20 @@ class CountingProxy(RpcProxy):
 
 @dataclass
 class Tamper:
-    """A JSON-RPC node in front of `upstream` that damages the next eth_getLogs answers
-    that hold at least one log, as scripted: `wrong_hash` (a log names another block
-    hash), `duplicate` (one log twice), `removed` (a log marked removed), `outside`
-    (a log moved past the asked range), or one log that cannot be parsed:
-    `missing_field` (no transactionHash), `bad_hex` (data is not hex), `topics_not_list`."""
+    """A JSON-RPC node in front of `upstream` that damages eth_getLogs answers holding at
+    least one log: the next ones, as scripted, or at random (`lie`). The damage: `wrong_hash`
+    (a log names another block hash), `duplicate` (one log twice, in a row), `duplicate_apart`
+    (the first log again at the end), `removed` (a log marked removed), `outside` (a log moved
+    past the asked range), `empty` (no logs at all), `drop_last` (the last log left out), or
+    one log that cannot be parsed: `missing_field` (no transactionHash), `bad_hex` (data is
+    not hex), `topics_not_list`. Answers by block hash are never damaged."""
 
     upstream: str
     scripts: list[tuple[str, int]] = field(default_factory=list)
     fired: Counter[str] = field(default_factory=Counter)
+    lies: tuple[str, ...] = ()
+    one_in: int = 0
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
     port: int = 0
@@ -103,6 +109,12 @@ class Tamper:
     def script(self, kind: str, times: int = 1) -> None:
         assert kind in _DAMAGE, kind
         self.scripts.append((kind, times))
+
+    def lie(self, kinds: tuple[str, ...], *, one_in: int, seed: int = 0) -> None:
+        """Damage each non-empty answer with probability 1/`one_in`, in one of `kinds`
+        drawn at random (0 turns lying off)."""
+        assert all(kind in _DAMAGE for kind in kinds), kinds
+        self.lies, self.one_in, self.rng = kinds, one_in, random.Random(seed)
 
     async def __aenter__(self) -> Tamper:
         self._session = aiohttp.ClientSession()
@@ -127,26 +139,36 @@ class Tamper:
         ) as answer:
             payload = orjson.loads(await answer.read())
         calls = orjson.loads(body)
-        if isinstance(calls, list) and isinstance(payload, list):
-            by_id = {item["id"]: item for item in payload}
-            for call in calls:
-                if call.get("method") == "eth_getLogs" and self._damage(call, by_id[call["id"]]):
-                    break
+        batch = isinstance(calls, list)
+        items = payload if isinstance(payload, list) else [payload]
+        by_id = {item.get("id"): item for item in items if isinstance(item, dict)}
+        for call in calls if batch else [calls]:
+            answered = by_id.get(call.get("id"))
+            if call.get("method") == "eth_getLogs" and answered and self._damage(call, answered):
+                break
         return web.Response(body=orjson.dumps(payload), content_type="application/json")
 
     def _damage(self, call: dict[str, Any], answer: dict[str, Any]) -> bool:
         logs = answer.get("result")
-        if not self.scripts or not isinstance(logs, list) or not logs:
+        if not isinstance(logs, list) or not logs or "blockHash" in call["params"][0]:
             return False
-        if "blockHash" in call["params"][0]:
+        kind = self._next_kind()
+        if kind is None:
             return False
-        kind, times = self.scripts[0]
-        self.scripts[0] = (kind, times - 1)
-        if times == 1:
-            self.scripts.pop(0)
         answer["result"] = _DAMAGE[kind](call["params"][0], [dict(g) for g in logs])
         self.fired[kind] += 1
         return True
+
+    def _next_kind(self) -> str | None:
+        if self.scripts:
+            kind, times = self.scripts[0]
+            self.scripts[0] = (kind, times - 1)
+            if times == 1:
+                self.scripts.pop(0)
+            return kind
+        if self.one_in and self.rng.randrange(self.one_in) == 0:
+            return self.rng.choice(self.lies)
+        return None
 
 
 def _wrong_hash(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -157,6 +179,18 @@ def _wrong_hash(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str,
 
 def _duplicate(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [logs[0], *logs]
+
+
+def _duplicate_apart(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [*logs, logs[0]] if len(logs) > 1 else [logs[0], logs[0]]
+
+
+def _empty(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return []
+
+
+def _drop_last(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return logs[:-1]
 
 
 def _removed(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -187,6 +221,9 @@ def _topics_not_list(_: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict
 _DAMAGE: dict[str, Callable[[dict[str, Any], list[dict[str, Any]]], list[dict[str, Any]]]] = {
     "wrong_hash": _wrong_hash,
     "duplicate": _duplicate,
+    "duplicate_apart": _duplicate_apart,
+    "empty": _empty,
+    "drop_last": _drop_last,
     "removed": _removed,
     "outside": _outside,
     "missing_field": _missing_field,

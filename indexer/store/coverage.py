@@ -1,0 +1,128 @@
+"""The coverage ledger in the database: which ranges are committed, and per block what.
+
+Written inside the batch's transaction, under the writer lock (so merging ranges is
+race-free); cut back by a rewind. Read by the auditor and `status`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from indexer.errors import IndexMoved
+from indexer.ledger import Discrepancy, LedgerEntry
+
+# The union of [from, to] with every range it overlaps or touches, as one row.
+_MERGE_COVERAGE = """
+with merged as (
+    delete from indexer_coverage
+    where chain_id = $1 and from_block <= $3 + 1 and to_block >= $2 - 1
+    returning from_block, to_block
+)
+insert into indexer_coverage (chain_id, from_block, to_block)
+select $1, least($2, min(from_block)), greatest($3, max(to_block)) from merged
+"""
+
+_CUT_ABOVE = """
+delete from indexer_coverage where chain_id = $1 and from_block > $2;
+update indexer_coverage set to_block = $2 where chain_id = $1 and to_block > $2;
+delete from indexer_ledger where chain_id = $1 and block_number > $2;
+update indexer_audit set audited_to = $2, updated_at = now()
+    where chain_id = $1 and audited_to > $2;
+"""
+
+LEDGER_COLUMNS = ("chain_id", "block_number", "block_hash", "log_count", "digest")
+
+
+async def record(
+    conn: asyncpg.Connection,
+    chain_id: int,
+    from_block: int,
+    to_block: int,
+    entries: Sequence[LedgerEntry],
+) -> None:
+    """[from_block, to_block] is committed and holds exactly `entries`."""
+    await conn.execute(
+        "delete from indexer_ledger where chain_id = $1 and block_number between $2 and $3",
+        chain_id,
+        from_block,
+        to_block,
+    )
+    if entries:
+        await conn.copy_records_to_table(
+            "indexer_ledger",
+            records=[
+                (chain_id, e.block_number, e.block_hash, e.log_count, e.digest) for e in entries
+            ],
+            columns=LEDGER_COLUMNS,
+        )
+    await conn.execute(_MERGE_COVERAGE, chain_id, from_block, to_block)
+
+
+async def cut_above(conn: asyncpg.Connection, chain_id: int, fork_block: int) -> None:
+    """Nothing above `fork_block` is committed any more (a reorg or a rewind)."""
+    for statement in _CUT_ABOVE.strip().split(";\n"):
+        await conn.execute(statement, chain_id, fork_block)
+
+
+async def ledger(
+    conn: asyncpg.Connection, chain_id: int, from_block: int, to_block: int
+) -> dict[int, LedgerEntry]:
+    rows = await conn.fetch(
+        "select block_number, block_hash, log_count, digest from indexer_ledger "
+        "where chain_id = $1 and block_number between $2 and $3",
+        chain_id,
+        from_block,
+        to_block,
+    )
+    return {
+        r["block_number"]: LedgerEntry(
+            r["block_number"], bytes(r["block_hash"]), r["log_count"], bytes(r["digest"])
+        )
+        for r in rows
+    }
+
+
+async def check_unchanged(conn: asyncpg.Connection, chain_id: int, found: Discrepancy) -> None:
+    """The block's ledger entry is still the one the audit compared (under the writer
+    lock): else another writer (a reorg, a backfill) rewrote it meanwhile."""
+    now = await ledger(conn, chain_id, found.block_number, found.block_number)
+    if now.get(found.block_number) != found.ledger:
+        raise IndexMoved(f"block {found.block_number} was rewritten while being audited")
+
+
+async def record_discrepancy(
+    conn: asyncpg.Connection, chain_id: int, found: Discrepancy, removed: int, added: int
+) -> None:
+    await conn.execute(
+        "insert into indexer_discrepancies (chain_id, block_number, kind, ledger_count, "
+        "chain_count, ledger_hash, chain_hash, source, rows_removed, rows_added) "
+        "values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        chain_id,
+        found.block_number,
+        found.kind,
+        found.ledger.log_count if found.ledger else 0,
+        found.chain.log_count if found.chain else 0,
+        found.ledger.block_hash if found.ledger else None,
+        found.chain_hash,
+        found.source,
+        removed,
+        added,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    from_block: int
+    to_block: int
+
+
+async def covered(conn: asyncpg.Connection, chain_id: int) -> list[Span]:
+    """The committed ranges, in order."""
+    rows = await conn.fetch(
+        "select from_block, to_block from indexer_coverage where chain_id = $1 order by from_block",
+        chain_id,
+    )
+    return [Span(r["from_block"], r["to_block"]) for r in rows]

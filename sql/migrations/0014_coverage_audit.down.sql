@@ -1,0 +1,4 @@
+drop table indexer_discrepancies;
+drop table indexer_audit;
+drop table indexer_ledger;
+drop table indexer_coverage;
