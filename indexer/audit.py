@@ -233,15 +233,18 @@ class Auditor:
         checkpoint = await self.p.store.checkpoint()
         if checkpoint is None:
             return 0
+        deep_to = min(checkpoint.number, await self.p.source.head() - self.depth)
         if self.tip_next is None or self.tip_next > checkpoint.number + 1:  # start, rewind
             self.tip_next = checkpoint.number + 1
+        # The tip pass keeps to the blocks the deep pass has not reached yet: behind a
+        # long catch-up it skips ahead, and the deep pass audits what it skipped.
+        self.tip_next = max(self.tip_next, deep_to + 1)
         if self.tip_next <= checkpoint.number:
             end = min(checkpoint.number, self.tip_next + AUDIT_CHUNK_BLOCKS - 1)
             report = await audit_range(self.p, self.reader, self.tip_next, end, audit_pass="tip")
             self.tip_next = end + 1
             return max(1, report.calls)
         audited = await self.p.store.audited_to()
-        deep_to = min(checkpoint.number, await self.p.source.head() - self.depth)
         metrics.AUDITED_BLOCK.set(audited)
         metrics.AUDIT_BACKLOG_BLOCKS.set(max(0, deep_to - audited))
         start = _next_covered(await self.p.store.coverage(), after=audited)

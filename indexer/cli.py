@@ -140,18 +140,29 @@ def status(
 def verify(
     from_block: Annotated[int, typer.Option("--from-block", min=0, help="First block.")],
     to_block: Annotated[int, typer.Option("--to-block", min=0, help="Last block.")],
+    against: Annotated[
+        str | None,
+        typer.Option("--against", help="Another provider's URL: compare the ledger with it."),
+    ] = None,
 ) -> None:
     """Compare [--from-block, --to-block] with the node: block hashes, event counts per
-    block, and the owners and balances of the tokens touched. Read-only.
+    block, and the owners and balances of the tokens touched. With --against URL, compare
+    instead what each committed block holds with that provider's answers. Read-only.
 
     Prints each difference and exits 3 if there are any; else one summary line, exit 0.
     """
-    from indexer.verify import DIFFERENCES_EXIT_CODE, run_verify
+    from indexer.verify import DIFFERENCES_EXIT_CODE, run_verify, run_verify_against
 
     if from_block > to_block:
         fail(f"--from-block {from_block} is after --to-block {to_block}", USAGE)
+    if against is not None and not against.startswith(("http://", "https://")):
+        fail("--against: must be an http:// or https:// URL", USAGE)
     loaded = settings()
-    if not run_async(lambda: run_verify(loaded, from_block, to_block)):
+    if against is None:
+        ok = run_async(lambda: run_verify(loaded, from_block, to_block))
+    else:
+        ok = run_async(lambda: run_verify_against(loaded, from_block, to_block, against))
+    if not ok:
         raise typer.Exit(DIFFERENCES_EXIT_CODE)
 
 

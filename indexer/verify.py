@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 
 import typer
 
+from indexer.audit import audit_range
 from indexer.chain import ZERO_ADDRESS, BlockRef, CoinTransfer, NftTransfer, Position, RawLog
 from indexer.config import Settings
 from indexer.decode import decode
 from indexer.errors import Fatal, RangeTooLarge
 from indexer.registry import Registry
-from indexer.service import open_pipeline
+from indexer.service import open_audit_reader, open_pipeline
 from indexer.source import Fetched
 from indexer.step import Discovery, Pipeline
 from indexer.store.ops import BlockRows, Holding, Nft, Snapshot, snapshot
@@ -83,6 +84,29 @@ class _NodeView:
     nfts: set[Nft]
     holdings: set[Holding]
     events: int
+
+
+async def run_verify_against(
+    settings: Settings, from_block: int, to_block: int, against: str
+) -> bool:
+    """Compare the coverage ledger of the range with another provider's eth_getLogs (for
+    an operator who suspects the indexing node): print each block that differs, then a
+    summary; True when none does. Read-only."""
+    other = settings.model_copy(update={"audit_rpc_url": against})
+    async with open_pipeline(settings) as p, open_audit_reader(other, p) as reader:
+        report = await audit_range(p, reader, from_block, to_block, heal=False)
+    for found in report.found:
+        typer.echo(
+            f"block {found.block_number}: the index holds "
+            f"{found.ledger.log_count if found.ledger else 0} log(s), the other provider "
+            f"{found.chain.log_count if found.chain else 0} ({found.kind})"
+        )
+    verdict = f"{len(report.found)} block(s) differ" if report.found else "no differences"
+    typer.echo(
+        f"verify {from_block}..{to_block} against another provider: {verdict} "
+        f"({report.blocks} committed blocks compared, {report.reorging} changing at the tip)"
+    )
+    return not report.found
 
 
 async def run_verify(settings: Settings, from_block: int, to_block: int) -> bool:

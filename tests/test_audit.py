@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,13 @@ from indexer.config import Settings
 from indexer.service import open_pipeline
 from indexer.store.notify import CHANNEL
 from tests.helpers import pg
-from tests.helpers.chain import indexer_env, running_indexer, settings_through, wait_exit
+from tests.helpers.chain import (
+    INDEXER,
+    indexer_env,
+    running_indexer,
+    settings_through,
+    wait_exit,
+)
 from tests.helpers.chainstate import (
     mismatches,
     oracle,
@@ -238,3 +245,51 @@ def test_the_daemon_behind_a_lying_node_heals_what_it_committed(
     assert recorded, "lies went unseen at fetch time, and the audit healed nothing"
     logged = [line for line in log.read_text().splitlines() if "audit_discrepancy" in line]
     assert len(logged) == len(recorded)
+
+
+def _cli(url: str, live: LiveChain, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*INDEXER, *args],
+        env=indexer_env(url, live.chain),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_audit_and_verify_against_report_with_exit_3_and_heal_on_demand(
+    database_url: str, live: LiveChain
+) -> None:
+    """An index built through a node that left logs out: `verify --against` another
+    provider and `audit --no-heal` list the blocks and exit 3 without writing; `audit`
+    heals them; after it, both find nothing (exit 0)."""
+
+    async def index_through_a_liar() -> None:
+        async with Tamper(live.chain.url) as node:
+            node.lie(("drop_last",), one_in=3, seed=5)
+            settings = settings_through(database_url, live.chain, [node.url], batch_max_logs=60)
+            head = live.head()
+            async with open_pipeline(settings) as p:
+                await backfill(p, live.chain.factory_block, head, head=head, concurrency=2)
+            assert node.fired["drop_last"] > 0
+
+    asyncio.run(index_through_a_liar())
+    span = ["--from-block", str(live.chain.factory_block), "--to-block", str(live.head())]
+    before = asyncio.run(snapshot(database_url))
+
+    against = _cli(database_url, live, "verify", *span, "--against", live.chain.url)
+    assert against.returncode == 3, against.stderr
+    assert "log(s), the other provider" in against.stdout
+    assert "block(s) differ" in against.stdout.splitlines()[-1]
+    report_only = _cli(database_url, live, "audit", *span, "--no-heal")
+    assert report_only.returncode == 3, report_only.stderr
+    assert asyncio.run(snapshot(database_url)) == before
+    assert asyncio.run(_discrepancies(database_url)) == []
+
+    healed = _cli(database_url, live, "audit", *span)
+    assert healed.returncode == 0, healed.stderr
+    assert asyncio.run(_discrepancies(database_url))
+    for args in (["verify", *span, "--against", live.chain.url], ["audit", *span, "--no-heal"]):
+        again = _cli(database_url, live, *args)
+        assert again.returncode == 0, (args, again.stdout, again.stderr)
+    assert asyncio.run(mismatches(database_url, oracle(live.chain.url, live.chain.factory))) == []

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
@@ -68,15 +69,56 @@ def indexer_env(
     return env
 
 
-def backfill_argv(chain: CachedChain) -> list[str]:
+def backfill_argv(chain: CachedChain, command: str = "backfill") -> list[str]:
+    """The whole chain, indexed (the audit is measured on its own: `audit_argv`)."""
+    extra = ["--no-audit"] if command == "backfill" else []
     return [
         *INDEXER,
-        "backfill",
+        command,
         "--from-block",
         str(chain.factory_block),
         "--to-block",
         str(chain.head),
+        *extra,
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditResult:
+    blocks: int
+    discrepancies: int
+    rpc_calls: int
+    wall_s: float
+    peak_rss_mb: float
+
+
+def run_audit(env: dict[str, str], chain: CachedChain, log_path: Path) -> AuditResult:
+    """`audifi-indexer audit` over the chain an honest backfill indexed: what it costs."""
+    with Child(backfill_argv(chain, "audit"), env=env, log_path=log_path) as child:
+        code = child.wait(_BACKFILL_TIMEOUT_S)
+    if code != 0:
+        tail = log_path.read_bytes()[-3000:].decode(errors="replace")
+        raise RuntimeError(f"audit exited with {code}; {log_path}:\n{tail}")
+    done = _logged(log_path, b'"audit_done"') or {}
+    return AuditResult(
+        blocks=int(done.get("blocks", 0)),
+        discrepancies=int(done.get("discrepancies", -1)),
+        rpc_calls=int(done.get("rpc_calls", 0)),
+        wall_s=child.wall_s,
+        peak_rss_mb=(child.peak_rss_kb or 0) / 1024,
+    )
+
+
+def _logged(log_path: Path, event: bytes) -> dict[str, Any] | None:
+    """The last JSON log line of `event`."""
+    for line in reversed(log_path.read_bytes().splitlines()):
+        if event in line:
+            try:
+                found = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return None
+            return found if isinstance(found, dict) else None
+    return None
 
 
 def run_backfill(
@@ -111,13 +153,11 @@ def run_backfill(
 
 
 def _reported_elapsed(log_path: Path) -> float | None:
-    for line in reversed(log_path.read_bytes().splitlines()):
-        if b'"backfill_done"' in line:
-            try:
-                return float(orjson.loads(line)["elapsed_s"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                return None
-    return None
+    done = _logged(log_path, b'"backfill_done"')
+    try:
+        return float(done["elapsed_s"]) if done else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 async def raw_rows(database_url: str) -> int:

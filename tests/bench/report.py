@@ -27,6 +27,11 @@ MEDIANS = {
     ("backfill", "peak_rss_mb"): "backfill_peak_rss_mb",
     ("backfill", "steady_rss_mb"): "backfill_steady_rss_mb",
     ("oracle", "mismatches"): "oracle_mismatches",
+    ("audit", "wall_s"): "audit_wall_s",
+    ("audit", "share_of_backfill"): "audit_share",
+    ("audit", "calls_per_1000_blocks"): "audit_calls_per_1000_blocks",
+    ("audit", "peak_rss_mb"): "audit_peak_rss_mb",
+    ("audit", "discrepancies"): "audit_discrepancies",
     ("follow", "p50_ms"): "follow_p50_ms",
     ("follow", "p95_ms"): "follow_p95_ms",
     ("follow", "peak_rss_mb"): "follow_peak_rss_mb",
@@ -62,6 +67,7 @@ def table_rows(label: str, size: dict[str, Any]) -> list[list[str]]:
         _rate_row(f"{label} raw eth_getLogs + orjson", runs, "getlogs", m, lower),
         _rate_row(f"{label} raw COPY (binary)", runs, "copy", m, lower),
         _rate_row(f"{label} backfill (CLI)", runs, "backfill", m, lower),
+        _audit_row(f"{label} audit of it (CLI)", runs, m),
         _follow_row(f"{label} live follow (daemon)", runs, m),
     ]
     suffix = f" [median of {len(runs)} runs]" if len(runs) > 1 else ""
@@ -97,6 +103,21 @@ def _rate_row(
     )
     rss = _num(m["backfill_peak_rss_mb"], "{:.0f} MB")
     return [what, _num(rate), _ratio(rate, lower), rss, note]
+
+
+def _audit_row(what: str, runs: list[Run], m: dict[str, float]) -> list[str]:
+    first = _first(runs, "audit")
+    if first is None:
+        return []
+    if "audit_share" not in m:
+        return [what, "—", "—", "—", f"FAILED: {first.get('error', '?')[-200:]}"]
+    note = (
+        f"receipts of {first['blocks']:,} blocks in {_num(m['audit_wall_s'], '{:.1f}')} s wall, "
+        f"{_num(m['audit_share'], '{:.0%}')} of the backfill's; "
+        f"{_num(m['audit_calls_per_1000_blocks'])} calls per 1,000 blocks; "
+        f"discrepancies {_num(m.get('audit_discrepancies'), '{:.0f}')}"
+    )
+    return [what, "—", "—", _num(m["audit_peak_rss_mb"], "{:.0f} MB"), note]
 
 
 def _follow_row(what: str, runs: list[Run], m: dict[str, float]) -> list[str]:

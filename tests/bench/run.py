@@ -214,6 +214,19 @@ def _backfill(
         problems = endtoend.oracle_mismatches(url, rpc_url, chain)
         run["oracle"] = {"mismatches": len(problems), "examples": problems[:5]}
         say(f"  oracle: {len(problems)} mismatches")
+    with step(run, "audit"):
+        audited = endtoend.run_audit(env, chain, LOG_DIR / f"{tag}-audit.log")
+        run["audit"] = {
+            **asdict(audited),
+            "share_of_backfill": round(audited.wall_s / done.wall_s, 3),
+            "calls_per_1000_blocks": round(1000 * audited.rpc_calls / max(1, audited.blocks)),
+        }
+        say(
+            f"  audit: {audited.blocks:,} blocks in {audited.wall_s:.1f} s "
+            f"({run['audit']['share_of_backfill']:.0%} of the backfill's time), "
+            f"{run['audit']['calls_per_1000_blocks']} calls per 1,000 blocks, "
+            f"{audited.discrepancies} discrepancies"
+        )
 
 
 def _follow(

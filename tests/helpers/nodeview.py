@@ -21,6 +21,7 @@ VIEW_METHODS: Final = frozenset(
         "eth_getLogs",
         "eth_getTransactionByHash",
         "eth_getTransactionReceipt",
+        "eth_getBlockReceipts",
     }
 )
 _NULL_ABOVE_HEAD: Final = frozenset(
@@ -77,8 +78,9 @@ def prepare(item: JsonObj, head: int | None) -> Call:
         return call
     if item.get("method") == "eth_blockNumber":
         call.answer = result(hex(head))
-    elif item.get("method") == "eth_getBlockByNumber" and params:
-        number = block_number(params[0], head)
+    elif item.get("method") in ("eth_getBlockByNumber", "eth_getBlockReceipts") and params:
+        by_hash = isinstance(params[0], str) and len(params[0]) == 66
+        number = None if by_hash else block_number(params[0], head)
         if number is not None and number > head:
             call.answer = result(None)
         elif number is not None:

@@ -115,6 +115,7 @@ class RpcProxy:
         self._limit: LogLimit | None = None
         self._lag = 0
         self._flap = (0, 1)  # (blocks behind, requests per node)
+        self._item_lag = (0, 0.0)  # (blocks behind, share of the calls served that far behind)
         self._flap_count = 0
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -205,6 +206,13 @@ class RpcProxy:
     def lagging(self, blocks: int) -> None:
         """Serve a node `blocks` behind: a lower head, null above it, getLogs past it refused."""
         self._lag = max(0, blocks)
+
+    def lagging_items(self, blocks: int, *, share: float) -> None:
+        """Serve each call of a request, independently with probability `share`, from a
+        node `blocks` behind: a load balancer that spreads one batch over replicas."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError("share must be within [0, 1]")
+        self._item_lag = (max(0, blocks), share)
 
     def flapping_head(self, blocks: int, *, every: int = 1) -> None:
         """Alternate between the real head and one `blocks` behind, every `every` requests.
@@ -334,10 +342,11 @@ class RpcProxy:
         """Complete every call's answer: from the node, the lagging view, the limit, the faults."""
         limit = self._limit
         head = await self._visible_head(items, lag, limit)
-        calls = [prepare(item, head) for item in items]
+        heads = self._item_heads(items, head)
+        calls = [prepare(item, h) for item, h in zip(items, heads, strict=True)]
         await self._forward([call for call in calls if call.answer is None])
         for index, (item, call) in enumerate(zip(items, calls, strict=True)):
-            answer = {**self._as_served(call, head, limit), "id": item.get("id")}
+            answer = {**self._as_served(call, heads[index], limit), "id": item.get("id")}
             fault = plan.items.get(index)
             if fault is not None:
                 answer = apply_item_fault(fault, answer, self.settings)
@@ -356,12 +365,24 @@ class RpcProxy:
         call.status = limit.error.status
         return refusal
 
+    def _item_heads(self, items: list[JsonObj], head: int | None) -> list[int | None]:
+        """The head each call sees: the request's, or (drawn per call) a lagging replica's."""
+        blocks, share = self._item_lag
+        if head is None or not blocks:
+            return [head] * len(items)
+        return [
+            max(0, head - blocks)
+            if item.get("method") in VIEW_METHODS and self._rng.random() < share
+            else head
+            for item in items
+        ]
+
     async def _visible_head(
         self, items: list[JsonObj], lag: int, limit: LogLimit | None
     ) -> int | None:
         """The head this request may see; None when no call needs rewriting."""
         methods = {item.get("method") for item in items}
-        lagging = lag > 0 and not methods.isdisjoint(VIEW_METHODS)
+        lagging = (lag > 0 or self._item_lag[0] > 0) and not methods.isdisjoint(VIEW_METHODS)
         if not lagging and (limit is None or "eth_getLogs" not in methods):
             return None
         answer = await self._post({"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber"})
