@@ -25,7 +25,7 @@ import structlog
 
 from indexer import metrics
 from indexer.chain import BlockRef, Event, Position, Quarantined, RawLog
-from indexer.errors import RangeTooLarge, Retryable
+from indexer.errors import ConfigError, RangeTooLarge, Retryable, RpcError
 from indexer.ledger import Discrepancy, compare, ledger_of
 from indexer.pacing import Backoff, wait_or_stop
 from indexer.ranges import RangePlanner
@@ -62,7 +62,15 @@ class ReceiptsReader:
 
     async def read(self, start: int, end: int, addresses: Sequence[bytes]) -> AuditRead:
         numbers = list(range(start, end + 1))
-        return AuditRead(await self.source.receipts(numbers), calls=2 * len(numbers))
+        try:
+            blocks = await self.source.receipts(numbers)
+        except RpcError as e:
+            raise ConfigError(
+                f"the audit reads eth_getBlockReceipts, which the node refuses ({e}): set "
+                "AUDIFI_AUDIT_RPC_URL to a second provider to audit against, or "
+                "AUDIFI_AUDIT=false to index without the audit"
+            ) from e
+        return AuditRead(blocks, calls=2 * len(numbers))
 
 
 @dataclass(slots=True)
@@ -72,9 +80,18 @@ class EndpointReader:
 
     source: ChainSource
     planner: RangePlanner
+    chain_id: int  # the index's: the provider must serve it
     name: str = "audit_endpoint"
+    checked: bool = False
 
     async def read(self, start: int, end: int, addresses: Sequence[bytes]) -> AuditRead:
+        if not self.checked:
+            served = await self.source.chain_id()
+            if served != self.chain_id:
+                raise ConfigError(
+                    f"AUDIFI_AUDIT_RPC_URL serves chain {served}, not chain {self.chain_id}"
+                )
+            self.checked = True
         blocks: dict[int, BlockLogs] = {}
         calls = 0
         while start <= end:
@@ -113,32 +130,33 @@ async def audit_range(
     audit_pass: str = "command",
 ) -> AuditReport:
     """Compare every committed block of [start, end] with the chain; heal each that
-    differs (unless `heal` is False). Blocks the index does not cover are skipped."""
+    differs (unless `heal` is False). Blocks the index does not cover are skipped.
+
+    A heal that adds a contract (the node had left its deployment out) extends the audit
+    to every committed block above: the new contract's logs there were never fetched."""
     report = AuditReport()
-    head = await p.source.head()
-    for span in await p.store.coverage():
+    spans = await p.store.coverage()
+    for span in spans:
         first, last = max(start, span.from_block), min(end, span.to_block)
-        if first <= last:
-            await _audit_span(p, reader, first, last, head, heal, report)
+        if first <= last and await _audit_span(p, reader, first, last, heal, report):
+            end = max(end, spans[-1].to_block)
+            await _audit_span(p, reader, last + 1, span.to_block, heal, report)
     metrics.AUDITED_BLOCKS.labels(audit_pass).inc(report.blocks)
     metrics.AUDIT_CALLS.inc(report.calls)
     return report
 
 
 async def _audit_span(
-    p: Pipeline,
-    reader: Reader,
-    start: int,
-    end: int,
-    head: int,
-    heal: bool,
-    report: AuditReport,
-) -> None:
+    p: Pipeline, reader: Reader, start: int, end: int, heal: bool, report: AuditReport
+) -> bool:
+    """Audit [start, end]; True if a heal added a contract (the rest is audited with it)."""
     position = await p.store.position()
     registry = p.registry(position)
+    added = False
     number = start
     while number <= end:
         last = min(end, number + AUDIT_CHUNK_BLOCKS - 1)
+        head = await p.source.head()
         read = await reader.read(number, last, registry.addresses(up_to=last))
         stored = await p.store.ledger(number, last)
         report.calls += read.calls
@@ -166,10 +184,16 @@ async def _audit_span(
                 _log_found(found, healed=None)
                 continue
             after = await _heal(p, found, block.header, items, head)
-            if after.contracts != position.contracts:  # a deployment was missing: read on
-                position, registry = after, p.registry(after)  # with its child tracked
-                number = block_number + 1
+            if _addresses(after) != _addresses(position):
+                # A deployment was missing: this block again, and on, with the child known.
+                position, registry, added = after, p.registry(after), True
+                number = block_number
                 break
+    return added
+
+
+def _addresses(position: Position) -> set[bytes]:
+    return {c.address for c in position.contracts}
 
 
 async def _heal(
@@ -244,10 +268,10 @@ class Auditor:
             report = await audit_range(self.p, self.reader, self.tip_next, end, audit_pass="tip")
             self.tip_next = end + 1
             return max(1, report.calls)
-        audited = await self.p.store.audited_to()
-        metrics.AUDITED_BLOCK.set(audited)
-        metrics.AUDIT_BACKLOG_BLOCKS.set(max(0, deep_to - audited))
-        start = _next_covered(await self.p.store.coverage(), after=audited)
+        audited = await self.p.store.audit_position()
+        metrics.AUDITED_BLOCK.set(audited.audited_to)
+        metrics.AUDIT_BACKLOG_BLOCKS.set(max(0, deep_to - audited.audited_to))
+        start = _next_covered(await self.p.store.coverage(), after=audited.audited_to)
         if start is None or start > deep_to:
             return 0
         end = min(deep_to, start + AUDIT_CHUNK_BLOCKS - 1)

@@ -60,7 +60,13 @@ def run_async(work: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         fail("interrupted", 130)
 
 
-BlockOption = Annotated[int, typer.Option(min=0, help="A block number.")]
+FromBlock = Annotated[int, typer.Option("--from-block", min=0, help="First block.")]
+ToBlock = Annotated[int, typer.Option("--to-block", min=0, help="Last block.")]
+
+
+def require_range(from_block: int, to_block: int) -> None:
+    if from_block > to_block:
+        fail(f"--from-block {from_block} is after --to-block {to_block}", USAGE)
 
 
 @app.command()
@@ -74,8 +80,8 @@ def run() -> None:
 
 @app.command()
 def backfill(
-    from_block: Annotated[int, typer.Option("--from-block", min=0, help="First block.")],
-    to_block: Annotated[int, typer.Option("--to-block", min=0, help="Last block.")],
+    from_block: FromBlock,
+    to_block: ToBlock,
     audit: Annotated[
         bool, typer.Option("--audit/--no-audit", help="Audit the range when indexed.")
     ] = True,
@@ -84,16 +90,15 @@ def backfill(
     receipts and heal what differs; idempotent, safe beside a running daemon."""
     from indexer.commands import run_backfill
 
-    if from_block > to_block:
-        fail(f"--from-block {from_block} is after --to-block {to_block}", USAGE)
+    require_range(from_block, to_block)
     loaded = settings()
     run_async(lambda: run_backfill(loaded, from_block, to_block, audit=audit))
 
 
 @app.command()
 def audit(
-    from_block: Annotated[int, typer.Option("--from-block", min=0, help="First block.")],
-    to_block: Annotated[int, typer.Option("--to-block", min=0, help="Last block.")],
+    from_block: FromBlock,
+    to_block: ToBlock,
     heal: Annotated[
         bool, typer.Option("--heal/--no-heal", help="Fix what differs, or only report it.")
     ] = True,
@@ -107,8 +112,7 @@ def audit(
     from indexer.commands import run_audit
     from indexer.verify import DIFFERENCES_EXIT_CODE
 
-    if from_block > to_block:
-        fail(f"--from-block {from_block} is after --to-block {to_block}", USAGE)
+    require_range(from_block, to_block)
     loaded = settings()
     if not run_async(lambda: run_audit(loaded, from_block, to_block, heal=heal)):
         raise typer.Exit(DIFFERENCES_EXIT_CODE)
@@ -138,8 +142,8 @@ def status(
 
 @app.command()
 def verify(
-    from_block: Annotated[int, typer.Option("--from-block", min=0, help="First block.")],
-    to_block: Annotated[int, typer.Option("--to-block", min=0, help="Last block.")],
+    from_block: FromBlock,
+    to_block: ToBlock,
     against: Annotated[
         str | None,
         typer.Option("--against", help="Another provider's URL: compare the ledger with it."),
@@ -153,8 +157,7 @@ def verify(
     """
     from indexer.verify import DIFFERENCES_EXIT_CODE, run_verify, run_verify_against
 
-    if from_block > to_block:
-        fail(f"--from-block {from_block} is after --to-block {to_block}", USAGE)
+    require_range(from_block, to_block)
     if against is not None and not against.startswith(("http://", "https://")):
         fail("--against: must be an http:// or https:// URL", USAGE)
     loaded = settings()

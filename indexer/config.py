@@ -106,6 +106,11 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("audit_rpc_url", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("factory_address")
     @classmethod
     def _check_factory(cls, value: str | None) -> str | None:

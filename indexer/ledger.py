@@ -3,8 +3,8 @@ the indexer follows were committed, and a digest over their identity.
 
 The same function computes an entry from what a batch commits and from what the
 auditor reads back by another path, so that equal entries mean equal logs: the
-digest covers each log's transaction hash and log index, in log-index order,
-under the block hash they were read with.
+digest covers each log whole (transaction hash, log index, address, topics, data),
+in log-index order, under the block hash they were read with.
 """
 
 from __future__ import annotations
@@ -42,6 +42,12 @@ def ledger_of(items: Iterable[Event | Quarantined]) -> list[LedgerEntry]:
             digest = hashlib.blake2b(digest_size=DIGEST_BYTES)
         digest.update(log.tx_hash)
         digest.update(log.log_index.to_bytes(4, "big"))
+        digest.update(log.address)
+        digest.update(len(log.topics).to_bytes(1, "big"))
+        for topic in log.topics:
+            digest.update(topic)
+        digest.update(len(log.data).to_bytes(4, "big"))
+        digest.update(log.data)
         count += 1
     if count:
         entries.append(LedgerEntry(number, block_hash, count, digest.digest()))

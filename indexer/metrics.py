@@ -61,6 +61,10 @@ RPC_LATENCY = Histogram(
 RPC_RETRIES = Counter(
     f"{PREFIX}_rpc_retries_total", "Requests retried after a retryable fault.", ["reason"]
 )
+RPC_HEDGED = Counter(
+    f"{PREFIX}_rpc_hedged_total",
+    "Requests sent a second time because the first was slow to answer (the first answer won).",
+)
 GETLOGS_SPLITS = Counter(
     f"{PREFIX}_getlogs_range_splits_total", "eth_getLogs ranges shrunk after a node refused them."
 )

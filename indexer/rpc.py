@@ -45,7 +45,12 @@ class Reverted:
 
 _FATAL_CODES = {-32600, -32601, -32602}
 _NOT_THERE_YET = ("beyond current head", "unknown block", "header not found", "block not found")
-_RETRY_BACKOFF = BackoffPolicy(base=0.1, cap=10.0)  # between attempts of one request
+# Between attempts of one request: a transient fault (a reset, a 502) is usually gone at
+# once, so the first retry comes quickly; repeated failures back off to the cap.
+_RETRY_BACKOFF = BackoffPolicy(base=0.02, cap=10.0)
+_HEDGE_MIN_S = 0.5  # never hedge a request younger than this
+_HEDGE_FACTOR = 8.0  # ... or than this many times the usual (moving average) latency
+_LATENCY_WEIGHT = 0.05
 _LAGGING_BACKOFF = BackoffPolicy(base=0.05, cap=5.0)  # between asks of a lagging replica
 _ENDPOINT_REST = BackoffPolicy(base=1.0, cap=15.0, jitter=False)  # a failing URL's rest
 _RETRY_AFTER_CAP = 60.0
@@ -153,6 +158,7 @@ class RpcClient:
         self._max_retries = max_retries
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
+        self._latency = 0.05  # a moving average of answered requests, seconds
 
     async def __aenter__(self) -> RpcClient:
         return self
@@ -310,6 +316,35 @@ class RpcClient:
             raise EndpointBehind(f"node {endpoint.index} lacks block {block}")
 
     async def _post(self, url: str, body: bytes) -> Any:
+        """POST, hedged: a request still unanswered well after the usual latency is sent
+        once more, and the first answer wins (every call is a read, so asking twice is
+        safe). A node that hangs one request in a hundred then costs a short delay, not
+        the client timeout."""
+        first = asyncio.ensure_future(self._post_once(url, body))
+        second: asyncio.Future[Any] | None = None
+        try:
+            done, _ = await asyncio.wait({first}, timeout=self._hedge_after())
+            if done:
+                return first.result()
+            metrics.RPC_HEDGED.inc()
+            second = asyncio.ensure_future(self._post_once(url, body))
+            return await _first_answer(first, second)
+        finally:  # the loser, or both when the caller is cancelled
+            first.cancel()
+            if second is not None:
+                second.cancel()
+
+    def _hedge_after(self) -> float:
+        typical = max(_HEDGE_MIN_S, _HEDGE_FACTOR * self._latency)
+        return min(typical, self._timeout.total or typical)
+
+    async def _post_once(self, url: str, body: bytes) -> Any:
+        started = time.perf_counter()
+        payload = await self._exchange(url, body)
+        self._latency += _LATENCY_WEIGHT * (time.perf_counter() - started - self._latency)
+        return payload
+
+    async def _exchange(self, url: str, body: bytes) -> Any:
         headers = {"Content-Type": "application/json"}
         try:
             async with self._http().post(url, data=body, headers=headers) as response:
@@ -349,6 +384,18 @@ def _lacking_items(calls: Sequence[Call], results: list[Any]) -> list[int]:
         for i, (call, result) in enumerate(zip(calls, results, strict=True))
         if isinstance(result, _Lacking) or _null_header(call, result)
     ]
+
+
+async def _first_answer(first: asyncio.Future[Any], second: asyncio.Future[Any]) -> Any:
+    """The result of whichever succeeds first; the first one's error if both fail."""
+    pending = {first, second}
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for future in done:
+            if future.exception() is None:
+                return future.result()
+    first.result()  # both failed: raise the first request's error
+    raise AssertionError("unreachable: a failed future raises")
 
 
 def _first_missing(calls: Sequence[Call], results: list[Any]) -> int | None:

@@ -20,7 +20,7 @@ from indexer.backfill import backfill
 from indexer.chain import Checkpoint, ContractKind, TrackedContract
 from indexer.config import Settings, redact_url
 from indexer.errors import ConfigError, Fatal, Retryable, RpcError, SchemaBehind
-from indexer.follow import CatchUp, follow
+from indexer.follow import STOP_GRACE_SECONDS, CatchUp, follow
 from indexer.health import Health, serve
 from indexer.leader import Leadership
 from indexer.migrate import MigrationError, pending_versions
@@ -127,7 +127,8 @@ async def open_pipeline(
 @asynccontextmanager
 async def open_audit_reader(settings: Settings, p: Pipeline) -> AsyncIterator[Reader]:
     """The audit's independent path: the second provider AUDIFI_AUDIT_RPC_URL when set
-    (refused if it serves another chain), else the node's receipts."""
+    (its chain is checked at its first read, so that its outage delays only the audit),
+    else the node's receipts."""
     if settings.audit_rpc_url is None:
         yield ReceiptsReader(p.source)
         return
@@ -138,12 +139,7 @@ async def open_audit_reader(settings: Settings, p: Pipeline) -> AsyncIterator[Re
     )
     try:
         source = ChainSource(rpc, batch_size=settings.rpc_batch_size)
-        chain_id = await source.chain_id()
-        if chain_id != p.store.chain_id:
-            raise ConfigError(
-                f"AUDIFI_AUDIT_RPC_URL serves chain {chain_id}, not chain {p.store.chain_id}"
-            )
-        yield EndpointReader(source, replace(p.planner))
+        yield EndpointReader(source, replace(p.planner), chain_id=p.store.chain_id)
     finally:
         await rpc.close()
 
@@ -339,8 +335,11 @@ async def _follow_or_linger(
     """Follow; on a fatal error keep serving metrics (unready) for AUDIFI_FATAL_LINGER
     seconds before exiting, so Prometheus scrapes the reason (e.g. a too-deep reorg)."""
     try:
-        async with open_audit_reader(settings, p) as reader:
-            await _follow_guarded(p, settings, stop, health, reader if settings.audit else None)
+        if settings.audit:
+            async with open_audit_reader(settings, p) as reader:
+                await _follow_guarded(p, settings, stop, health, reader)
+        else:
+            await _follow_guarded(p, settings, stop, health, None)
     except Fatal as e:
         health.halt(type(e).__name__)
         log.error("fatal", error=str(e), linger_s=settings.fatal_linger)
@@ -385,6 +384,10 @@ async def _follow_guarded(
     finally:
         stopping.set()
         relay.cancel()
+        # A guard in a long request (a node that hangs) must not hold up the stop.
+        await asyncio.wait(guards, timeout=STOP_GRACE_SECONDS)
+        for guard in guards:
+            guard.cancel()
         ended = await asyncio.gather(*guards, return_exceptions=True)
     for outcome in ended:
         if isinstance(outcome, Exception):

@@ -23,7 +23,7 @@ async def collect(p: Pipeline) -> dict[str, Any]:
         "lag_blocks": head - indexed if indexed is not None else None,
         "tracked_contracts": len(p.registry(position).addresses(up_to=head)),
         "committed_ranges": [[span.from_block, span.to_block] for span in spans],
-        "audited_block": await p.store.audited_to(),
+        "audited_block": (await p.store.audit_position()).audited_to,
         "discrepancies": {
             "by_kind": found.by_kind,
             "last_block": found.last_block,

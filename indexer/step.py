@@ -79,6 +79,9 @@ class Pipeline:
     confirmations: int = 0
     fence: Fence | None = None  # set while this process leads: every commit carries it
     unrecorded: Identity | None = None  # a new index's identity, recorded before it writes
+    # Indexing work done in this process (a committed range, a range of the factory's
+    # logs read): the watchdog's sign of progress when the checkpoint cannot move yet.
+    progress: int = 0
 
     def registry(self, position: Position) -> Registry:
         """The factory and every child the index has committed."""
@@ -245,6 +248,7 @@ class Discovery:
             self.planner.succeeded(blocks=end - start + 1, logs=len(fetched.logs))
             self.registry.add(children_of(decode_tracked(fetched.logs, self.registry)[1]))
             self.next_block = end + 1
+            p.progress += 1
         return self.registry
 
 
@@ -284,6 +288,8 @@ async def commit(
             headers = {**headers, **{n: h for n, h in more.items() if h is not None}}
             continue
         _count(committed, len(prepared.staged[QUARANTINE]))
+        if heal is None:
+            p.progress += 1
         return committed
     raise AssertionError("unreachable: the second attempt returns or raises")
 

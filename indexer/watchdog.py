@@ -2,9 +2,11 @@
 checkpoint does not (a step that hangs, or fails the same way forever).
 
 It reads the head and the checkpoint on its own schedule, apart from the follower,
-so that it sees a follower stuck inside a step. Stalled once the checkpoint is
-behind the head and has not moved for `stall_seconds`, or while the head moved
-`stall_blocks` past where it was when the checkpoint last moved: /readyz says so,
+so that it sees a follower stuck inside a step. Progress is the checkpoint moving, or
+indexing work done that cannot move it yet (a catch-up reading the factory's logs
+before its first commit). Stalled once the checkpoint is behind the head and nothing
+progressed for `stall_seconds`, or while the head moved `stall_blocks` past where it
+was at the last progress: /readyz says so,
 the stalled gauge is 1. Still stalled `exit_seconds` later, it raises Stalled, so
 that the process exits non-zero and the orchestrator restarts it.
 """
@@ -41,6 +43,7 @@ class Watchdog:
     async def run(self, p: Pipeline, health: Health, stop: asyncio.Event) -> None:
         metrics.STALLED.set(0)
         last: Checkpoint | None = None
+        work = p.progress
         moved_at = time.monotonic()
         head_then: int | None = None
         stalled_since: float | None = None
@@ -53,8 +56,8 @@ class Watchdog:
                     await wait_or_stop(stop, self.interval)
                     continue
                 now = time.monotonic()
-                if checkpoint != last or head_then is None:
-                    last, moved_at, head_then = checkpoint, now, head
+                if checkpoint != last or p.progress != work or head_then is None:
+                    last, work, moved_at, head_then = checkpoint, p.progress, now, head
                 behind = checkpoint is not None and head - p.confirmations > checkpoint.number
                 stuck_for = now - moved_at
                 if behind and (

@@ -43,7 +43,9 @@ FAULTS = FaultSettings(
     retry_after_s=1, hold_s=4.0, rpc_error_code=-32005, rpc_error_message="limit exceeded"
 )
 LIES = ("empty", "drop_last", "duplicate_apart", "wrong_hash")
-SETTINGS = {"AUDIFI_RPC_TIMEOUT": "2"}  # below FAULTS.hold_s: a held request times out
+# A held request times out (below FAULTS.hold_s); batches of 1,000 logs: a provider-sized
+# answer, and enough answers (some 300 for 100k events) for faults and lies to land in.
+SETTINGS = {"AUDIFI_RPC_TIMEOUT": "2", "AUDIFI_BATCH_MAX_LOGS": "1000"}
 _TIMEOUT_S = 1800.0
 
 Node = RpcProxy | Tamper
@@ -70,7 +72,7 @@ def _faulty(url: str) -> Node:
 
 def _lagging(url: str) -> Node:
     proxy = RpcProxy(url, seed=21)
-    proxy.lagging_items(3, share=0.1)
+    proxy.lagging_items(500, share=0.1)
     return proxy
 
 
@@ -83,7 +85,7 @@ def _lying(url: str) -> Node:
 SCENARIOS = (
     Scenario("backfill, honest", "backfill", _honest),
     Scenario("backfill, 20% transport faults", "backfill", _faulty),
-    Scenario("backfill, replicas lagging per item (10%, 3 blocks)", "backfill", _lagging),
+    Scenario("backfill, replicas lagging per item (10%, 500 blocks)", "backfill", _lagging),
     Scenario("backfill + audit, honest", "backfill", _honest, audit=True),
     Scenario("backfill + audit, lies on 1 in 10 answers", "backfill", _lying, audit=True),
     Scenario("daemon catch-up, honest", "daemon", _honest),
@@ -95,7 +97,8 @@ SCENARIOS = (
 def _injected(node: Node) -> dict[str, int]:
     if isinstance(node, Tamper):
         return dict(node.fired)
-    return {fault.value: n for fault, n in node.stats.injected.items()}
+    injected = {fault.value: n for fault, n in node.stats.injected.items()}
+    return {**injected, "lagged": node.stats.lagged} if node.stats.lagged else injected
 
 
 @contextmanager
@@ -198,10 +201,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", default="100k")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--txs-per-block", type=int, default=40)
+    # Sparse by default: many blocks of few events, so that requests (and faults) are many
+    # and the daemon has a catch-up to make (it needs 1,000 blocks).
+    parser.add_argument("--txs-per-block", type=int, default=2)
+    parser.add_argument("--max-events-per-tx", type=int, default=20)
     args = parser.parse_args()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    spec = chaincache.ChainSpec(parse_size(args.events), args.seed, args.txs_per_block)
+    spec = chaincache.ChainSpec(
+        parse_size(args.events), args.seed, args.txs_per_block, args.max_events_per_tx
+    )
     chain, _ = chaincache.ensure(spec)
     server = pg.find_server()
     databases = pg.Databases(server.admin_dsn)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,13 +15,17 @@ import pytest
 
 from indexer.audit import AuditReport, ReceiptsReader, audit_range
 from indexer.backfill import backfill
+from indexer.chain import Checkpoint
 from indexer.config import Settings
-from indexer.service import open_pipeline
+from indexer.errors import ConfigError, IndexMoved
+from indexer.ledger import Discrepancy
+from indexer.service import ensure_checkpoint, open_pipeline
+from indexer.step import Decoded, commit, prepare
 from indexer.store.notify import CHANNEL
 from tests.helpers import pg
 from tests.helpers.chain import (
-    INDEXER,
     indexer_env,
+    run_cli,
     running_indexer,
     settings_through,
     wait_exit,
@@ -34,9 +37,11 @@ from tests.helpers.chainstate import (
     reference_database,
     snapshot,
 )
+from tests.helpers.faults import Fault, FaultSettings
 from tests.helpers.livechain import Activity, LiveChain, sparse_chain
 from tests.helpers.nodes import LoopThread, Tamper
 from tests.helpers.polling import eventually, wait_until
+from tests.helpers.proxy import RpcProxy
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
 # Lies the checks at fetch time may miss: an empty answer is caught only where the
@@ -247,16 +252,6 @@ def test_the_daemon_behind_a_lying_node_heals_what_it_committed(
     assert len(logged) == len(recorded)
 
 
-def _cli(url: str, live: LiveChain, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*INDEXER, *args],
-        env=indexer_env(url, live.chain),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_audit_and_verify_against_report_with_exit_3_and_heal_on_demand(
     database_url: str, live: LiveChain
 ) -> None:
@@ -277,19 +272,93 @@ def test_audit_and_verify_against_report_with_exit_3_and_heal_on_demand(
     span = ["--from-block", str(live.chain.factory_block), "--to-block", str(live.head())]
     before = asyncio.run(snapshot(database_url))
 
-    against = _cli(database_url, live, "verify", *span, "--against", live.chain.url)
+    against = run_cli(database_url, live.chain, "verify", *span, "--against", live.chain.url)
     assert against.returncode == 3, against.stderr
     assert "log(s), the other provider" in against.stdout
     assert "block(s) differ" in against.stdout.splitlines()[-1]
-    report_only = _cli(database_url, live, "audit", *span, "--no-heal")
+    report_only = run_cli(database_url, live.chain, "audit", *span, "--no-heal")
     assert report_only.returncode == 3, report_only.stderr
     assert asyncio.run(snapshot(database_url)) == before
     assert asyncio.run(_discrepancies(database_url)) == []
 
-    healed = _cli(database_url, live, "audit", *span)
+    healed = run_cli(database_url, live.chain, "audit", *span)
     assert healed.returncode == 0, healed.stderr
     assert asyncio.run(_discrepancies(database_url))
     for args in (["verify", *span, "--against", live.chain.url], ["audit", *span, "--no-heal"]):
-        again = _cli(database_url, live, *args)
+        again = run_cli(database_url, live.chain, *args)
         assert again.returncode == 0, (args, again.stdout, again.stderr)
     assert asyncio.run(mismatches(database_url, oracle(live.chain.url, live.chain.factory))) == []
+
+
+async def test_a_node_without_block_receipts_is_a_setting_to_fix_named_in_one_line(
+    database_url: str, live: LiveChain
+) -> None:
+    refuses = FaultSettings(rpc_error_code=-32601, rpc_error_message="method not found")
+    async with RpcProxy(live.chain.url, settings=refuses) as proxy:
+        proxy.script(Fault.RPC_ERROR, times=1_000, method="eth_getBlockReceipts")
+        settings = settings_through(database_url, live.chain, [proxy.url])
+        head = live.head()
+        async with open_pipeline(settings) as p:
+            await backfill(p, live.chain.factory_block, head, head=head, concurrency=2)
+            with pytest.raises(ConfigError, match="set AUDIFI_AUDIT_RPC_URL"):
+                await audit_range(p, ReceiptsReader(p.source), live.chain.factory_block, head)
+
+
+async def test_a_contract_the_node_hid_is_healed_with_every_log_it_emitted(
+    database_url: str, live: LiveChain, expected: Snapshot
+) -> None:
+    """The node hides one master (its deployment and every log of its NFT and
+    distributor): the index never knew it. Auditing only the first blocks heals the
+    deployment, the master's logs in the same block, and every committed block above."""
+    master = live.workload.masters[0]
+    head = live.head()
+    async with Tamper(live.chain.url) as node:
+        node.hide({master.nft, master.distributor})
+        settings = settings_through(database_url, live.chain, [node.url])
+        async with open_pipeline(settings) as p:
+            await backfill(p, live.chain.factory_block, head, head=head, concurrency=2)
+    assert node.fired["hide"] > 0
+    assert await snapshot(database_url) != expected
+    async with open_pipeline(settings_through(database_url, live.chain)) as p:
+        first = live.chain.factory_block
+        report = await audit_range(p, ReceiptsReader(p.source), first, first + 2)
+    assert len(report.found) > 1 and report.blocks > 3
+    assert await snapshot(database_url) == expected
+
+
+async def test_a_heal_is_refused_when_the_index_holds_the_block_on_another_branch(
+    database_url: str, live: LiveChain
+) -> None:
+    head = live.head()
+    async with open_pipeline(settings_through(database_url, live.chain)) as p:
+        await ensure_checkpoint(p)  # so that the batches move it and keep the reorg window
+        await backfill(p, live.chain.factory_block, head, head=head, concurrency=1)
+        number = head - 1
+        (entry,) = (await p.store.ledger(number, number)).values()
+        header = (await p.source.headers([number]))[number]
+        assert header is not None
+        other_branch = Discrepancy(number, entry, None, b"\x99" * 32, "receipts")
+        prepared = prepare(Decoded(number, number, {number: header}, []), p.store.chain_id)
+        before = await snapshot(database_url)
+        with pytest.raises(IndexMoved, match="another branch"):
+            await commit(p, prepared, head=head, expected=None, durable=True, heal=other_branch)
+        assert await snapshot(database_url) == before
+
+
+async def test_a_rewind_during_a_deep_audit_turn_keeps_the_rewound_blocks_unaudited(
+    database_url: str, live: LiveChain
+) -> None:
+    head = live.head()
+    async with open_pipeline(settings_through(database_url, live.chain)) as p:
+        await ensure_checkpoint(p)
+        await backfill(p, live.chain.factory_block, head, head=head, concurrency=1)
+        await p.store.mark_audited(head - 20, was=await p.store.audit_position())
+        read = await p.store.audit_position()  # a turn starts here, audits up to `head`...
+        fork = head - 10
+        header = (await p.source.headers([fork]))[fork]
+        assert header is not None
+        await p.store.rewind(Checkpoint(fork, header.hash), old_head=None)  # ...meanwhile
+        await p.store.mark_audited(head, was=read)  # ...and would store `head`
+        after = await p.store.audit_position()
+    assert (read.audited_to, after.audited_to) == (head - 20, head - 20)
+    assert after.cuts == read.cuts + 1

@@ -205,3 +205,25 @@ def test_waiting_for_a_block_a_replica_lacks_stays_short() -> None:
     waits = [backoff.next(NotReady("node has no block 9 yet")) for _ in range(30)]
     assert max(waits) <= WAIT_FOR_BLOCK.cap
     assert Backoff().next(RpcUnavailable("down")) <= 0.2
+
+
+def _counter(name: str) -> float:
+    for family in REGISTRY.collect():
+        if family.name == name:
+            return sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return 0.0
+
+
+async def test_a_request_the_node_holds_is_hedged_not_waited_out(live: LiveChain) -> None:
+    """The node holds one request far past the usual latency: a second copy answers, and
+    the first is abandoned. Without hedging the call would succeed too, but only after
+    the hold, as a retry: so no retry may be counted, and one hedge must be."""
+    async with RpcProxy(live.chain.url, settings=FaultSettings(hold_s=30.0)) as proxy:
+        proxy.script(Fault.READ_TIMEOUT, times=1)
+        hedged, retried = _counter("audifi_indexer_rpc_hedged"), _retries("RpcUnavailable")
+        async with rpc.RpcClient([proxy.url], timeout=60.0) as client:
+            head = await client.call("eth_blockNumber", [])
+        assert int(head, 16) == live.head()
+        assert proxy.stats.injected[Fault.READ_TIMEOUT] == 1
+        assert _counter("audifi_indexer_rpc_hedged") == hedged + 1
+        assert _retries("RpcUnavailable") == retried

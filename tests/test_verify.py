@@ -14,7 +14,7 @@ from indexer.backfill import backfill
 from indexer.service import ensure_checkpoint, open_pipeline
 from indexer.verify import DIFFERENCES_EXIT_CODE, run_verify
 from tests.helpers import pg
-from tests.helpers.chain import INDEXER, Chain, indexer_env, settings_for
+from tests.helpers.chain import Chain, run_cli, settings_for
 from tests.helpers.chainstate import snapshot
 from tests.helpers.livechain import LiveChain, small_chain
 from tests.helpers.ops import json_lines
@@ -53,14 +53,7 @@ async def _index(url: str, chain: Chain) -> None:
 
 
 def _verify(url: str, live: LiveChain, first: int, last: int) -> subprocess.CompletedProcess[str]:
-    args = ["verify", "--from-block", str(first), "--to-block", str(last)]
-    return subprocess.run(
-        [*INDEXER, *args],
-        env=indexer_env(url, live.chain),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(url, live.chain, "verify", "--from-block", str(first), "--to-block", str(last))
 
 
 async def _fetch(url: str, query: str) -> list[asyncpg.Record]:

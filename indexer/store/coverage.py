@@ -29,8 +29,9 @@ _CUT_ABOVE = """
 delete from indexer_coverage where chain_id = $1 and from_block > $2;
 update indexer_coverage set to_block = $2 where chain_id = $1 and to_block > $2;
 delete from indexer_ledger where chain_id = $1 and block_number > $2;
-update indexer_audit set audited_to = $2, updated_at = now()
-    where chain_id = $1 and audited_to > $2;
+insert into indexer_audit as a (chain_id, audited_to, cuts) values ($1, -1, 1)
+    on conflict (chain_id) do update
+    set audited_to = least(a.audited_to, $2), cuts = a.cuts + 1, updated_at = now();
 """
 
 LEDGER_COLUMNS = ("chain_id", "block_number", "block_hash", "log_count", "digest")
@@ -85,12 +86,29 @@ async def ledger(
     }
 
 
-async def check_unchanged(conn: asyncpg.Connection, chain_id: int, found: Discrepancy) -> None:
-    """The block's ledger entry is still the one the audit compared (under the writer
-    lock): else another writer (a reorg, a backfill) rewrote it meanwhile."""
-    now = await ledger(conn, chain_id, found.block_number, found.block_number)
-    if now.get(found.block_number) != found.ledger:
-        raise IndexMoved(f"block {found.block_number} was rewritten while being audited")
+async def check_heal(conn: asyncpg.Connection, chain_id: int, found: Discrepancy) -> None:
+    """Under the writer lock: the block is still committed, its ledger entry is the one
+    the audit compared, and the index's reorg window (where it holds the block) names the
+    hash the audit read. Else another writer moved it meanwhile, or the audit read
+    another branch than the index's: IndexMoved, and the block is audited again."""
+    number = found.block_number
+    now = await ledger(conn, chain_id, number, number)
+    if now.get(number) != found.ledger:
+        raise IndexMoved(f"block {number} was rewritten while being audited")
+    covered = await conn.fetchval(
+        "select 1 from indexer_coverage where chain_id = $1 and $2 between from_block and to_block",
+        chain_id,
+        number,
+    )
+    if covered is None:
+        raise IndexMoved(f"block {number} is no longer committed")
+    window = await conn.fetchval(
+        "select block_hash from indexer_blocks where chain_id = $1 and block_number = $2",
+        chain_id,
+        number,
+    )
+    if window is not None and bytes(window) != found.chain_hash:
+        raise IndexMoved(f"block {number} is on another branch than the index's (a reorg)")
 
 
 async def record_discrepancy(

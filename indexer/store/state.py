@@ -59,6 +59,12 @@ class Batch:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditPosition:
+    audited_to: int
+    cuts: int
+
+
+@dataclass(frozen=True, slots=True)
 class Committed:
     new_rows: dict[str, int]
     checkpoint: Checkpoint | None  # the new checkpoint, if the batch moved it
@@ -185,24 +191,27 @@ class Store:
         async with database_errors("reading the ledger"), connection(self.pool) as conn:
             return await coverage.ledger(conn, self.chain_id, from_block, to_block)
 
-    async def audited_to(self) -> int:
-        """The deep audit's position: every committed block up to it was audited."""
+    async def audit_position(self) -> AuditPosition:
+        """The deep audit's position (every committed block up to it was audited), and
+        how many times the index was cut back so far."""
         async with database_errors("reading the audit position"):
-            found = await self.pool.fetchval(
-                "select audited_to from indexer_audit where chain_id = $1", self.chain_id
+            row = await self.pool.fetchrow(
+                "select audited_to, cuts from indexer_audit where chain_id = $1", self.chain_id
             )
-        return -1 if found is None else int(found)
+        return AuditPosition(-1, 0) if row is None else AuditPosition(row[0], row[1])
 
-    async def mark_audited(self, to_block: int, *, was: int) -> None:
-        """Move the deep audit's position, unless it moved meanwhile (a rewind cut it)."""
+    async def mark_audited(self, to_block: int, *, was: AuditPosition) -> None:
+        """Move the deep audit's position, unless the index was cut back since `was` was
+        read (the blocks above the cut were committed again: they are audited again)."""
         async with database_errors("storing the audit position"):
             await self.pool.execute(
                 "insert into indexer_audit as a (chain_id, audited_to) values ($1, $2) "
                 "on conflict (chain_id) do update set audited_to = $2, updated_at = now() "
-                "where a.audited_to = $3",
+                "where a.audited_to = $3 and a.cuts = $4",
                 self.chain_id,
                 to_block,
-                was,
+                was.audited_to,
+                was.cuts,
             )
 
     async def commit(self, batch: Batch) -> Committed:
@@ -230,14 +239,12 @@ class Store:
         before = _position(await conn.fetch(_POSITION, self.chain_id))
         _check_fence(before, batch)
         if batch.heal is not None:
-            await coverage.check_unchanged(conn, self.chain_id, batch.heal)
+            await coverage.check_heal(conn, self.chain_id, batch.heal)
         stale = await self._stale_in_range(conn, batch)
-        if batch.heal is None:
-            known = await known_rows(conn, self.chain_id, batch.staged)
-            fresh = batch.staged.without(known.stored)
-            stale |= known.displaced
-        else:  # every row stored in the block goes: all of the chain's are new
-            fresh = batch.staged
+        known = await known_rows(conn, self.chain_id, batch.staged)
+        stale |= known.displaced
+        # Healing, every row stored in the block goes (it is stale): all of the chain's are new.
+        fresh = batch.staged if batch.heal else batch.staged.without(known.stored)
         await stage(conn, fresh)
         deploys = bool(fresh[MASTER_CONTRACTS] or fresh[ARTIST_TOKENS])
         if deploys:

@@ -8,7 +8,8 @@
 -- the block hash they were committed under. A covered block without a row held none.
 -- The auditor re-reads blocks by another path, recomputes both and compares.
 -- indexer_audit: how far the auditor has audited each chain (every block up to
--- audited_to was compared once it was deep enough).
+-- audited_to was compared once it was deep enough); `cuts` counts the rewinds and
+-- reorgs that cut the index back, so that a position computed before one is not stored.
 -- indexer_discrepancies: append-only, one row per block the audit found wrong and
 -- healed: what the ledger said, what the chain holds, and how it was fixed.
 
@@ -32,6 +33,7 @@ create table indexer_ledger (
 create table indexer_audit (
     chain_id bigint primary key check (chain_id > 0),
     audited_to bigint not null check (audited_to >= -1),
+    cuts bigint not null default 0 check (cuts >= 0),
     updated_at timestamptz not null default now()
 );
 

@@ -35,6 +35,7 @@ class ChainSpec:
     events: int
     seed: int
     txs_per_block: int
+    max_events_per_tx: int = MAX_EVENTS_PER_TX
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ def cache_key(spec: ChainSpec) -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return (
-        f"chain-{spec.events}-s{spec.seed}-t{spec.txs_per_block}-e{MAX_EVENTS_PER_TX}"
+        f"chain-{spec.events}-s{spec.seed}-t{spec.txs_per_block}-e{spec.max_events_per_tx}"
         f"-{digest.hexdigest()[:12]}"
     )
 
@@ -100,7 +101,7 @@ def generate(spec: ChainSpec, *, log: Any = print) -> CachedChain:
     partial = state_path(key).with_suffix(".partial")
     partial.unlink(missing_ok=True)
     config = WorkloadConfig(
-        seed=spec.seed, max_events_per_tx=MAX_EVENTS_PER_TX, txs_per_block=spec.txs_per_block
+        seed=spec.seed, max_events_per_tx=spec.max_events_per_tx, txs_per_block=spec.txs_per_block
     )
     log(f"generating {spec.events:,} events (seed {spec.seed}, {spec.txs_per_block} txs/block)")
     began = time.perf_counter()

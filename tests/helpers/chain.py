@@ -73,6 +73,17 @@ def indexer_env(database_url: str, chain: Chain, **extra: str) -> dict[str, str]
     return env
 
 
+def run_cli(database_url: str, chain: Chain, *args: str) -> subprocess.CompletedProcess[str]:
+    """`audifi-indexer ARGS` against the chain, to its end: its exit code and output."""
+    return subprocess.run(
+        [*INDEXER, *args],
+        env=indexer_env(database_url, chain),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @contextmanager
 def running_indexer(
     args: list[str], env: dict[str, str], *, log_path: str | None = None

@@ -90,7 +90,11 @@ class Tamper:
     (the first log again at the end), `removed` (a log marked removed), `outside` (a log moved
     past the asked range), `empty` (no logs at all), `drop_last` (the last log left out), or
     one log that cannot be parsed: `missing_field` (no transactionHash), `bad_hex` (data is
-    not hex), `topics_not_list`. Answers by block hash are never damaged."""
+    not hex), `topics_not_list`. Answers by block hash are never damaged.
+
+    `hide(addresses)` makes contracts vanish instead: their logs, and every log that
+    names them (their deployment), are left out of every answer that keeps another log
+    (an answer left empty could be caught by the blooms)."""
 
     upstream: str
     scripts: list[tuple[str, int]] = field(default_factory=list)
@@ -98,6 +102,7 @@ class Tamper:
     lies: tuple[str, ...] = ()
     one_in: int = 0
     rng: random.Random = field(default_factory=lambda: random.Random(0))
+    hidden: frozenset[str] = frozenset()
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
     port: int = 0
@@ -115,6 +120,9 @@ class Tamper:
         drawn at random (0 turns lying off)."""
         assert all(kind in _DAMAGE for kind in kinds), kinds
         self.lies, self.one_in, self.rng = kinds, one_in, random.Random(seed)
+
+    def hide(self, addresses: set[bytes]) -> None:
+        self.hidden = frozenset(a.hex() for a in addresses)
 
     async def __aenter__(self) -> Tamper:
         self._session = aiohttp.ClientSession()
@@ -152,12 +160,22 @@ class Tamper:
         logs = answer.get("result")
         if not isinstance(logs, list) or not logs or "blockHash" in call["params"][0]:
             return False
+        if self.hidden:
+            kept = [g for g in logs if not self._names_hidden(g)]
+            if kept and len(kept) < len(logs):
+                answer["result"] = kept
+                self.fired["hide"] += len(logs) - len(kept)
+            return False
         kind = self._next_kind()
         if kind is None:
             return False
         answer["result"] = _DAMAGE[kind](call["params"][0], [dict(g) for g in logs])
         self.fired[kind] += 1
         return True
+
+    def _names_hidden(self, log: dict[str, Any]) -> bool:
+        text = (log["address"][2:] + log["data"] + "".join(log["topics"])).lower()
+        return any(address in text for address in self.hidden)
 
     def _next_kind(self) -> str | None:
         if self.scripts:

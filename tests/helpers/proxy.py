@@ -48,6 +48,7 @@ class ProxyStats:
     requests: int = 0  # HTTP requests received
     forwarded: int = 0  # HTTP requests that reached the node
     refused: int = 0  # eth_getLogs calls refused by the emulated limit
+    lagged: int = 0  # calls answered by a lagging replica (`lagging_items`)
     injected: Counter[Fault] = field(default_factory=Counter)
 
 
@@ -370,12 +371,12 @@ class RpcProxy:
         blocks, share = self._item_lag
         if head is None or not blocks:
             return [head] * len(items)
-        return [
-            max(0, head - blocks)
-            if item.get("method") in VIEW_METHODS and self._rng.random() < share
-            else head
-            for item in items
-        ]
+        heads: list[int | None] = []
+        for item in items:
+            lags = item.get("method") in VIEW_METHODS and self._rng.random() < share
+            self.stats.lagged += lags
+            heads.append(max(0, head - blocks) if lags else head)
+        return heads
 
     async def _visible_head(
         self, items: list[JsonObj], lag: int, limit: LogLimit | None
