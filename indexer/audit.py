@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,17 +25,20 @@ import structlog
 
 from indexer import metrics
 from indexer.chain import BlockRef, Event, Position, Quarantined, RawLog
+from indexer.decode import follows
 from indexer.errors import ConfigError, RangeTooLarge, Retryable, RpcError
 from indexer.ledger import Discrepancy, compare, ledger_of
 from indexer.pacing import Backoff, wait_or_stop
 from indexer.ranges import RangePlanner
+from indexer.registry import Registry
 from indexer.source import BlockLogs, ChainSource
 from indexer.step import Decoded, Pipeline, commit, decode_tracked, prepare
 from indexer.store.coverage import Span
 
 log = structlog.get_logger("audit")
 
-AUDIT_CHUNK_BLOCKS = 100  # blocks read and compared per turn
+AUDIT_CHUNK_BLOCKS = 100  # blocks read and compared per turn, at most...
+AUDIT_CHUNK_LOGS = 20_000  # ... and about this many logs of tracked contracts
 
 
 class Reader(Protocol):
@@ -63,7 +66,7 @@ class ReceiptsReader:
     async def read(self, start: int, end: int, addresses: Sequence[bytes]) -> AuditRead:
         numbers = list(range(start, end + 1))
         try:
-            blocks = await self.source.receipts(numbers)
+            blocks = await self.source.receipts(numbers, addresses)
         except RpcError as e:
             raise ConfigError(
                 f"the audit reads eth_getBlockReceipts, which the node refuses ({e}): set "
@@ -152,19 +155,22 @@ async def _audit_span(
     """Audit [start, end]; True if a heal added a contract (the rest is audited with it)."""
     position = await p.store.position()
     registry = p.registry(position)
+    planner = RangePlanner(span=1, max_span=AUDIT_CHUNK_BLOCKS, target_logs=AUDIT_CHUNK_LOGS)
     added = False
     number = start
     while number <= end:
-        last = min(end, number + AUDIT_CHUNK_BLOCKS - 1)
+        last = planner.end_for(number, end)
         head = await p.source.head()
         read = await reader.read(number, last, registry.addresses(up_to=last))
         stored = await p.store.ledger(number, last)
         report.calls += read.calls
+        planner.succeeded(
+            blocks=last - number + 1, logs=sum(len(b.logs) for b in read.blocks.values())
+        )
         chunk, number = range(number, last + 1), last + 1
         for block_number in chunk:
             block = read.blocks[block_number]
-            items = decode_tracked(block.logs, registry)[0]
-            entries = ledger_of(items)
+            entries = ledger_of(_followed(block.logs, registry))
             found = compare(
                 block_number,
                 stored.get(block_number),
@@ -183,6 +189,7 @@ async def _audit_span(
             if not heal:
                 _log_found(found, healed=None)
                 continue
+            items = decode_tracked(block.logs, registry)[0]
             after = await _heal(p, found, block.header, items, head)
             if _addresses(after) != _addresses(position):
                 # A deployment was missing: this block again, and on, with the child known.
@@ -190,6 +197,14 @@ async def _audit_span(
                 number = block_number
                 break
     return added
+
+
+def _followed(logs: list[RawLog], registry: Registry) -> Iterator[RawLog]:
+    """The logs the index holds rows for (what `decode_tracked` keeps), undecoded."""
+    for raw in logs:
+        contract = registry.get(raw.address)
+        if contract and raw.block_number >= contract.since_block and follows(raw, contract):
+            yield raw
 
 
 def _addresses(position: Position) -> set[bytes]:

@@ -177,6 +177,22 @@ _DECODERS: dict[ContractKind, Callable[[RawLog, TrackedContract], Event | None]]
 }
 
 
+# The signatures each kind of contract is followed for: `decode` gives an event or a
+# quarantine reason for exactly these, and None for any other log.
+FOLLOWED: dict[ContractKind, frozenset[bytes]] = {
+    ContractKind.FACTORY: frozenset({MASTER_DEPLOYED, ARTIST_COIN_DEPLOYED}),
+    ContractKind.MASTER_NFT: frozenset({TRANSFER}),
+    ContractKind.ARTIST_COIN: frozenset({TRANSFER}),
+    ContractKind.DISTRIBUTOR: frozenset({DIVIDEND_DEPOSITED, DIVIDEND_CLAIMED}),
+}
+
+
+def follows(log: RawLog, contract: TrackedContract) -> bool:
+    """Whether `decode` gives something for the log (an event or a quarantine reason),
+    without decoding it."""
+    return bool(log.topics) and log.topics[0] in FOLLOWED[contract.kind]
+
+
 def decode(log: RawLog, contract: TrackedContract) -> Event | Quarantined | None:
     """Decode one log of `contract`. Never raises: bad input becomes Quarantined."""
     if not log.topics:

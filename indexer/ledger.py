@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from indexer.chain import Event, Quarantined
+from indexer.chain import RawLog
 
 DIGEST_BYTES = 16
 
@@ -26,15 +26,14 @@ class LedgerEntry:
     digest: bytes
 
 
-def ledger_of(items: Iterable[Event | Quarantined]) -> list[LedgerEntry]:
-    """One entry per block that holds items; `items` in chain order."""
+def ledger_of(logs: Iterable[RawLog]) -> list[LedgerEntry]:
+    """One entry per block that holds logs; `logs` in chain order."""
     entries: list[LedgerEntry] = []
     number = -1
     block_hash = b""
     count = 0
     digest = hashlib.blake2b(digest_size=DIGEST_BYTES)
-    for item in items:
-        log = item.log
+    for log in logs:
         if log.block_number != number:
             if count:
                 entries.append(LedgerEntry(number, block_hash, count, digest.digest()))

@@ -24,6 +24,7 @@ from indexer.errors import InconsistentResponse, NotReady, RangeTooLarge, RpcErr
 from indexer.rpc import Call, Reverted, RpcClient
 
 ADDRESSES_PER_REQUEST = 500
+_RECEIPT_LOGS = 5_000  # logs (of any contract) one eth_getBlockReceipts batch should hold
 _POSITION = operator.itemgetter(0, 3)  # RawLog (block_number, log_index)
 
 
@@ -113,6 +114,7 @@ class ChainSource:
     def __init__(self, rpc: RpcClient, *, batch_size: int = 200) -> None:
         self.rpc = rpc
         self._batch_size = batch_size
+        self._block_logs = 1_000  # logs per block in the receipts last read: sizes the next ask
 
     async def chain_id(self) -> int:
         return int(await self.rpc.call("eth_chainId", []), 16)
@@ -157,27 +159,38 @@ class ChainSource:
             out += [None if isinstance(r, Reverted) else _bytes(r) for r in results]
         return out
 
-    async def receipts(self, numbers: Sequence[int]) -> dict[int, BlockLogs]:
-        """Each block's header and every log in its receipts, checked against each other:
-        the audit's path to the chain, which does not go through eth_getLogs."""
+    async def receipts(
+        self, numbers: Sequence[int], addresses: Iterable[bytes]
+    ) -> dict[int, BlockLogs]:
+        """Each block's header and the logs of `addresses` in its receipts, checked against
+        each other: the audit's path to the chain, which does not go through eth_getLogs.
+        Only those logs are parsed, and blocks are asked for a few at a time, as many as
+        keep one answer near RECEIPT_LOGS_PER_REQUEST logs (receipts hold every log)."""
+        wanted = {"0x" + a.hex() for a in addresses}
         found: dict[int, BlockLogs] = {}
-        per_request = max(1, self._batch_size // 8)  # receipts are heavy: keep answers small
-        for start in range(0, len(numbers), per_request):
+        start = 0
+        while start < len(numbers):
+            per_request = max(1, min(self._batch_size // 2, _RECEIPT_LOGS // self._block_logs))
             chunk = numbers[start : start + per_request]
             calls: list[Call] = []
             for number in chunk:
                 calls += [_header_call(number), ("eth_getBlockReceipts", [_hex(number)])]
             results = await self.rpc.batch(calls, min_block=chunk[-1])
+            seen = 0
             for i, number in enumerate(chunk):
                 header = _require_headers([number], [results[2 * i]])[number]
                 receipts = results[2 * i + 1]
                 if not isinstance(receipts, list):
                     raise NotReady(f"node has no receipts for block {number} yet")
-                logs = parse_logs(g for receipt in receipts for g in receipt.get("logs") or [])
+                every = [g for receipt in receipts for g in receipt.get("logs") or []]
+                seen += len(every)
+                logs = parse_logs(g for g in every if str(g.get("address")).lower() in wanted)
                 if any(g.block_hash != header.hash or g.block_number != number for g in logs):
                     raise InconsistentResponse(f"block {number}'s receipts name another block")
                 _check_order(logs)
                 found[number] = BlockLogs(header, logs)
+            self._block_logs = max(1, seen // len(chunk))
+            start += len(chunk)
         return found
 
     async def fetch(

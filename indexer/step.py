@@ -204,7 +204,7 @@ def split(found: Decoded, max_logs: int) -> list[Decoded]:
 def prepare(decoded: Decoded, chain_id: int) -> Prepared:
     started = time.perf_counter()
     staged = stage_rows(chain_id, decoded.items, decoded.headers)
-    entries = ledger_of(decoded.items)
+    entries = ledger_of(item.log for item in decoded.items)
     metrics.TIME_SPENT.labels("decode").inc(time.perf_counter() - started)
     return Prepared(
         from_block=decoded.from_block,
