@@ -284,9 +284,11 @@ class Auditor:
             self.tip_next = end + 1
             return max(1, report.calls)
         audited = await self.p.store.audit_position()
+        spans = await self.p.store.coverage()
+        metrics.COMMITTED_RANGES.set(len(spans))
         metrics.AUDITED_BLOCK.set(audited.audited_to)
         metrics.AUDIT_BACKLOG_BLOCKS.set(max(0, deep_to - audited.audited_to))
-        start = _next_covered(await self.p.store.coverage(), after=audited.audited_to)
+        start = _next_covered(spans, after=audited.audited_to)
         if start is None or start > deep_to:
             return 0
         end = min(deep_to, start + AUDIT_CHUNK_BLOCKS - 1)

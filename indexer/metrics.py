@@ -104,6 +104,10 @@ AUDITED_BLOCK = Gauge(
     f"{PREFIX}_audited_block",
     "Every committed block up to this one was audited once deep enough (the deep pass).",
 )
+COMMITTED_RANGES = Gauge(
+    f"{PREFIX}_committed_ranges",
+    "Disjoint block ranges the index has committed (1: no gap since its first block).",
+)
 AUDIT_BACKLOG_BLOCKS = Gauge(
     f"{PREFIX}_audit_backlog_blocks", "Blocks deep enough to audit that the deep pass has not yet."
 )

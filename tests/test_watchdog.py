@@ -42,6 +42,7 @@ def _env(database_url: str, live: LiveChain, rpc_url: str, port: int) -> dict[st
         AUDIFI_STALL_SECONDS="4",
         AUDIFI_STALL_BLOCKS="100000",
         AUDIFI_STALL_EXIT_SECONDS="4",
+        AUDIFI_AUDIT_DEPTH="4",
         AUDIFI_START_BLOCK=str(live.chain.factory_block),
     )
 
@@ -111,6 +112,17 @@ def test_a_pause_shorter_than_the_stall_time_is_not_a_stall(
             lambda: (_ready(daemon.base) or (0, ""))[0] == 200, timeout=30, what="ready again"
         )
         assert daemon.process.poll() is None
-        assert (scrape(daemon.base) or {}).get("audifi_indexer_stalled") == 0.0
+        metrics = scrape(daemon.base) or {}
+        assert metrics.get("audifi_indexer_stalled") == 0.0
+        # Beside it, the audit's deep pass: one committed range, audited 4 blocks deep.
+        assert metrics.get("audifi_indexer_committed_ranges") == 1.0
+        wait_until(
+            lambda: (
+                (scrape(daemon.base) or {}).get("audifi_indexer_audited_block", -1)
+                >= live.head() - 8
+            ),
+            timeout=30,
+            what="the deep audit near the head",
+        )
     events = [line.get("event") for line in json_lines(daemon.log.read_text())]
     assert "stalled" not in events
