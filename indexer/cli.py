@@ -13,16 +13,41 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from indexer import logs
+from indexer import __version__, logs
 from indexer.config import Settings, load_settings
 from indexer.errors import ConfigError, IndexerError
 
 app = typer.Typer(
-    help="Index the AudiFi contracts from an Ethereum node into PostgreSQL.",
+    help=(
+        "Index the AudiFi contracts from an Ethereum node into PostgreSQL. Settings come "
+        "from AUDIFI_* environment variables (AUDIFI_DATABASE_URL, AUDIFI_RPC_URL, "
+        "AUDIFI_FACTORY_ADDRESS, ...: see the README). Exit codes: 0 ok, 1 runtime failure, "
+        "2 usage or configuration, 3 differences found (verify, audit --no-heal)."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"audifi-indexer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options that come before the command."""
+
+
 migrate_app = typer.Typer(help="Apply or revert the SQL migrations in sql/migrations.")
 app.add_typer(migrate_app, name="migrate")
 

@@ -19,7 +19,7 @@ from indexer.errors import ConfigError, Fatal
 from indexer.service import open_audit_reader, open_pipeline, open_pool, record_identity_if_new
 from indexer.step import Pipeline
 from indexer.store.db import connection
-from indexer.store.ops import refresh_views
+from indexer.store.ops import VIEWS, refresh_views
 from indexer.store.state import forget_chain
 
 log = structlog.get_logger("commands")
@@ -176,6 +176,7 @@ async def run_refresh_views(settings: Settings) -> None:
         await refresh_views(pool)
     finally:
         await pool.close()
+    typer.echo(f"refreshed: {', '.join(VIEWS)}")
 
 
 async def run_migrate(settings: Settings, action: str, to: int | None) -> None:

@@ -142,7 +142,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as e:
         first = e.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "settings"
-        raise ConfigError(f"AUDIFI_{field.upper()}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's, for a ValueError
+        raise ConfigError(f"AUDIFI_{field.upper()}: {message}") from None
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError("AUDIFI_DB_POOL_MIN: must not exceed AUDIFI_DB_POOL_MAX")
     return settings

@@ -55,7 +55,7 @@ async def follow(
             stepped = await _unless_stopped(follow_step(p), stop)
         except Retryable as e:
             maybe_far_behind = True
-            health.failed()
+            health.failed(e)
             metrics.STEP_RETRIES.labels(type(e).__name__).inc()
             log.warning("step_retry", error=str(e), error_type=type(e).__name__)
             await wait_or_stop(stop, backoff.next(e))

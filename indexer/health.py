@@ -17,6 +17,7 @@ import prometheus_client
 from aiohttp import web
 
 from indexer import metrics
+from indexer.errors import DatabaseUnavailable, IndexMoved, LeaseLost
 from indexer.step import StepResult
 from indexer.store.state import Store
 
@@ -44,16 +45,18 @@ class Health:
         self.lag_blocks: int | None = None
         self.halted: str | None = None
         self.failing = False
+        self.failure = ""  # the dependency the last failed step failed on, and why
         self.standby_of: str | None = None  # the leader's name while this replica stands by
         self.stalled: str | None = None  # why, while the watchdog finds progress stalled
         for gauge in _MEASURED:
             gauge.set(math.nan)
         metrics.UP.set(0)
 
-    def failed(self) -> None:
-        """The last step failed (node or database): not ready until one succeeds."""
+    def failed(self, error: BaseException) -> None:
+        """The last step failed: not ready, saying on what, until one succeeds."""
         self.last_turn = time.monotonic()
         self.failing = True
+        self.failure = _which(error)
         metrics.UP.set(0)
 
     def stepped(self, result: StepResult) -> None:
@@ -128,7 +131,7 @@ class Health:
         if down:
             return False, down
         if self.failing:
-            return False, "the last step failed (node or database)"
+            return False, f"the last step failed on {self.failure}"
         if time.monotonic() - self.last_ok > _ALIVE_SECONDS:
             return False, "no successful step recently"
         if self.lag_blocks > self.max_lag_blocks:
@@ -144,6 +147,16 @@ class Health:
             metrics.UP.set(0)
             return f"database: {type(e.__cause__ or e).__name__}"
         return None
+
+
+def _which(error: BaseException) -> str:
+    """The dependency an error came from, for an operator: the node, the database, or
+    another writer, with the error's one line."""
+    if isinstance(error, DatabaseUnavailable):
+        return f"the database: {error}"
+    if isinstance(error, IndexMoved | LeaseLost):
+        return f"another writer: {error}"
+    return f"the node: {error}"
 
 
 async def _metrics(_: web.Request) -> web.Response:

@@ -73,7 +73,7 @@ class Leadership:
                     return fence
                 lease = await current_lease(self.store.pool, self.store.chain_id)
             except DatabaseUnavailable as e:
-                self.health.failed()
+                self.health.failed(e)
                 log.warning("lease_unavailable", error=str(e))
             else:
                 leader = lease.holder if lease else "nobody"

@@ -250,6 +250,9 @@ async def run_daemon(settings: Settings) -> None:
         raise Fatal(
             f"metrics server cannot listen on {settings.metrics_host}:{settings.metrics_port}: {e}"
         ) from e
+    # AUDIFI_METRICS_PORT=0 picks a free port: say the one bound, not 0.
+    settings = settings.model_copy(update={"metrics_port": runner.addresses[0][1]})
+    log.info("serving", metrics=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics")
     try:
         await _connect_and_follow(settings, stop, health)
     finally:
@@ -266,7 +269,7 @@ async def _connect_and_follow(settings: Settings, stop: asyncio.Event, health: H
                 await _serve_and_follow(p, settings, stop, health)
                 return
         except Retryable as e:
-            health.failed()
+            health.failed(e)
             log.warning(
                 "waiting_for_dependencies",
                 error=str(e),

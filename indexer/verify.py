@@ -24,7 +24,7 @@ from indexer.audit import audit_range
 from indexer.chain import ZERO_ADDRESS, BlockRef, CoinTransfer, NftTransfer, Position, RawLog
 from indexer.config import Settings
 from indexer.decode import decode
-from indexer.errors import Fatal, RangeTooLarge
+from indexer.errors import ConfigError, Fatal, RangeTooLarge
 from indexer.registry import Registry
 from indexer.service import open_audit_reader, open_pipeline
 from indexer.source import Fetched
@@ -126,8 +126,8 @@ async def verify(p: Pipeline, from_block: int, to_block: int) -> Report:
     Raises Fatal when the range is beyond the node's head or nothing is indexed, and the
     node's or the database's errors when either fails."""
     head = await p.source.head()
-    if to_block > head:
-        raise Fatal(f"--to-block {to_block} is beyond the node's head {head}")
+    if to_block > head:  # bad input, as for backfill and audit: exit 2
+        raise ConfigError(f"--to-block {to_block} is beyond the node's head {head}")
     # Children from the node, not from the index.
     registry = await Discovery.after(p, Position(None, ())).run(p, until=to_block)
     tally = _Tally()

@@ -89,6 +89,16 @@ def _arguments(head: int, factory_block: int) -> list[tuple[list[str], str]]:
             ["backfill", "--from-block", str(factory_block), "--to-block", str(head + 10)],
             f"beyond the node's head {head}",
         ),
+        (
+            ["verify", "--from-block", str(factory_block), "--to-block", str(head + 10)],
+            f"beyond the node's head {head}",
+        ),
+        (
+            ["audit", "--from-block", str(factory_block), "--to-block", str(head + 10)],
+            f"beyond the node's head {head}",
+        ),
+        (["audit", "--from-block", "10", "--to-block", "5"], "after --to-block"),
+        (["verify", "--from-block", "0", "--to-block", "5", "--against", "ftp://x"], "--against"),
         (["rewind", "--to-block", "-1"], "--to-block"),
         (["rewind", "--to-block", "3"], "nothing to rewind"),
         (["migrate", "down", "--to", "-2"], "--to"),

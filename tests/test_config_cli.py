@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from indexer import __version__
 from indexer.config import load_settings, redact_url
 from indexer.errors import ConfigError
 from tests.helpers.chain import INDEXER
@@ -21,11 +22,20 @@ def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_help_lists_the_commands() -> None:
+def test_help_lists_the_commands_the_settings_and_the_exit_codes() -> None:
     result = _cli("--help")
     assert result.returncode == 0
-    for command in ("run", "backfill", "migrate", "status", "rewind", "verify", "refresh-views"):
+    commands = ("run", "backfill", "audit", "migrate", "status", "rewind", "verify")
+    for command in (*commands, "refresh-views", "forget-chain"):
         assert command in result.stdout
+    text = " ".join(result.stdout.split())
+    assert "AUDIFI_* environment variables" in text
+    assert "2 usage or configuration" in text
+
+
+def test_version_prints_the_version_and_exits_0() -> None:
+    result = _cli("--version")
+    assert (result.returncode, result.stdout) == (0, f"audifi-indexer {__version__}\n")
 
 
 @pytest.mark.parametrize(
@@ -46,6 +56,7 @@ def test_a_bad_setting_is_one_line_and_exit_2(variable: str, value: str) -> None
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert variable in lines[0]
+    assert "Value error" not in lines[0]  # pydantic's prefix says nothing to an operator
     assert SECRET not in result.stderr + result.stdout
 
 

@@ -393,18 +393,23 @@ def test_pods_are_locked_down() -> None:
             assert "/tmp" in mounts, f"{name}: a read-only root needs a writable /tmp"
 
 
-def test_database_url_comes_from_the_secret_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    secret = k8s_one("Secret")
-    (key,) = secret["stringData"]
+def test_database_url_comes_from_the_secrets_only_and_only_migrate_owns_the_schema() -> None:
+    indexer = k8s_one("Secret", "audifi-indexer-db")
+    owner = k8s_one("Secret", "audifi-indexer-db-owner")
     configmap = k8s_one("ConfigMap")
     assert not any("DATABASE" in name or "PASSWORD" in name for name in configmap["data"])
     for name, spec in pod_specs().items():
         (container,) = spec["containers"]
         env = {item["name"]: item for item in container["env"]}
         ref = env["AUDIFI_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
-        assert ref == {"name": secret["metadata"]["name"], "key": key}, name
+        # Migrations need the owner (DDL); everything else runs as the indexer role.
+        secret = owner if container["args"][:1] == ["migrate"] else indexer
+        assert ref == {"name": secret["metadata"]["name"], "key": "database-url"}, name
         assert container["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
-    assert "PASSWORD" in secret["stringData"][key], "the template must hold a placeholder only"
+    for secret in (indexer, owner):
+        (key,) = secret["stringData"]
+        assert "PASSWORD" in secret["stringData"][key], "the template must hold a placeholder only"
+    assert indexer["stringData"]["database-url"] != owner["stringData"]["database-url"]
 
 
 def test_configmap_is_a_valid_indexer_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -415,7 +420,8 @@ def test_configmap_is_a_valid_indexer_configuration(monkeypatch: pytest.MonkeyPa
             monkeypatch.delenv(name)
     for name, value in data.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AUDIFI_DATABASE_URL", k8s_one("Secret")["stringData"]["database-url"])
+    secret = k8s_one("Secret", "audifi-indexer-db")
+    monkeypatch.setenv("AUDIFI_DATABASE_URL", secret["stringData"]["database-url"])
     settings = load_settings()
     assert settings.metrics_host == "0.0.0.0"
     assert settings.metrics_port == METRICS_PORT

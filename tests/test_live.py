@@ -89,8 +89,23 @@ async def test_notify_carries_mints_and_transfers_after_commit(
             "select id::text, '0x' || encode(owner_address, 'hex') as owner from master_nfts"
         )
         await asyncio.wait_for(got_transfer.wait(), timeout=10)
+        coins = [r for r in received if r["type"] == "coin.transfer"]
+        assert coins, received
+        stored = await listener.fetch(
+            "select '0x' || encode(token_address, 'hex') as token, "
+            "'0x' || encode(from_address, 'hex') as sender, "
+            "'0x' || encode(to_address, 'hex') as recipient, value::text as value, "
+            "'0x' || encode(tx_hash, 'hex') as tx, log_index from token_transfers "
+            "where block_number between $1 and $2",
+            min(c["blockNumber"] for c in coins),
+            max(c["blockNumber"] for c in coins),
+        )
     finally:
         await listener.close()
+    # One notice per coin transfer the step wrote, with its exact value.
+    assert sorted(
+        (c["token"], c["from"], c["to"], c["value"], c["txHash"], c["logIndex"]) for c in coins
+    ) == sorted(tuple(r) for r in stored)
     transfers = [r for r in received if r["type"] == "nft.transfer"]
     assert transfers, received
     by_id = {r["id"]: r["owner"] for r in owners}

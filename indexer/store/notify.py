@@ -3,8 +3,11 @@ so listeners hear of exactly what committed (and nothing of what rolled back).
 
 Channel `audifi_events`; each payload is one JSON object with a `type`:
 `ipo.mint` {masterId, mintedSupply}, `nft.transfer` {nftId, contract, tokenId,
-newOwner}, `indexer.batch` {fromBlock, toBlock, nftTransfers} when a batch moved
-more tokens than `MAX_TRANSFER_NOTICES` (a backfill), and `indexer.reorg`
+newOwner}, `coin.transfer` {token, from, to, value, blockNumber, txHash, logIndex}
+(an ArtistCoin moved: the balances of `from` and `to` in token_holders changed),
+`indexer.batch` {fromBlock, toBlock, nftTransfers, coinTransfers} instead of the
+transfers of a kind when a batch moved more than `MAX_TRANSFER_NOTICES` (a backfill:
+re-read the range), `indexer.reorg`
 {forkBlock, revertedFromBlock, revertedToBlock}, and `indexer.discrepancy` {blockNumber,
 kind, ledgerCount, chainCount, rowsRemoved, rowsAdded} when the audit healed a block the
 node had answered wrongly (the block's rows changed: re-read what it holds).
@@ -40,23 +43,42 @@ where (m.chain_id, m.contract_address, m.token_id) in (
 """
 
 
+_COIN_TRANSFERS = """
+select pg_notify($1, json_build_object(
+    'type', 'coin.transfer', 'chainId', s.chain_id,
+    'token', '0x' || encode(s.token_address, 'hex'),
+    'from', '0x' || encode(s.from_address, 'hex'), 'to', '0x' || encode(s.to_address, 'hex'),
+    'value', s.value::text, 'blockNumber', s.block_number,
+    'txHash', '0x' || encode(s.tx_hash, 'hex'), 'logIndex', s.log_index)::text)
+from (select * from stage_token_transfers order by block_number, log_index) s
+"""
+
+
 async def notify_batch(
-    conn: asyncpg.Connection, *, new_nft_transfers: int, from_block: int, to_block: int
+    conn: asyncpg.Connection,
+    *,
+    new_nft_transfers: int,
+    new_coin_transfers: int,
+    from_block: int,
+    to_block: int,
 ) -> None:
-    """Announce a batch's mints and owner changes. Runs inside the batch transaction."""
-    if not new_nft_transfers:
-        return
-    await conn.execute(_IPO_MINTS, CHANNEL, bytes(20))
-    if new_nft_transfers <= MAX_TRANSFER_NOTICES:
+    """Announce a batch's mints, owner changes and coin transfers. Runs inside the batch
+    transaction, after the derived state is written."""
+    if new_nft_transfers:
+        await conn.execute(_IPO_MINTS, CHANNEL, bytes(20))
+    if 0 < new_nft_transfers <= MAX_TRANSFER_NOTICES:
         await conn.execute(_NFT_TRANSFERS, CHANNEL)
-        return
-    payload = {
-        "type": "indexer.batch",
-        "fromBlock": from_block,
-        "toBlock": to_block,
-        "nftTransfers": new_nft_transfers,
-    }
-    await conn.execute("select pg_notify($1, $2)", CHANNEL, orjson.dumps(payload).decode())
+    if 0 < new_coin_transfers <= MAX_TRANSFER_NOTICES:
+        await conn.execute(_COIN_TRANSFERS, CHANNEL)
+    if max(new_nft_transfers, new_coin_transfers) > MAX_TRANSFER_NOTICES:
+        payload = {
+            "type": "indexer.batch",
+            "fromBlock": from_block,
+            "toBlock": to_block,
+            "nftTransfers": new_nft_transfers,
+            "coinTransfers": new_coin_transfers,
+        }
+        await conn.execute("select pg_notify($1, $2)", CHANNEL, orjson.dumps(payload).decode())
 
 
 async def notify_reorg(

@@ -269,6 +269,7 @@ class Store:
         await notify_batch(
             conn,
             new_nft_transfers=new_rows["nft_transfers"],
+            new_coin_transfers=new_rows["token_transfers"],
             from_block=batch.from_block,
             to_block=batch.to_block,
         )
