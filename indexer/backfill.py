@@ -71,6 +71,8 @@ async def backfill(
             ) as ranges:
                 async for prepared in ranges:
                     committed = await commit(p, prepared, head=head, expected=None, durable=False)
+                    if backoff.failures:
+                        log.info("recovered", after_failed_steps=backoff.failures)
                     backoff.reset()
                     next_block = prepared.to_block + 1
                     events += sum(committed.new_rows.values())

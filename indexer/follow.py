@@ -63,6 +63,8 @@ async def follow(
         if stepped is None:
             break
         result = stepped.result()
+        if backoff.failures:
+            log.info("recovered", after_failed_steps=backoff.failures)
         backoff.reset()
         metrics.BATCH_DURATION.observe(time.perf_counter() - started)
         health.stepped(result)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -30,6 +32,33 @@ def _redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
         elif isinstance(value, list | tuple):
             event[key] = [redact(v) if isinstance(v, str) else v for v in value]
     return event
+
+
+class Quieter(logging.Filter):
+    """For other libraries' records (asyncpg's pool retrying its connections, asyncio): no
+    traceback unless at debug, and a message repeated within REPEAT_SECONDS is counted
+    into the next one that is printed, not printed itself."""
+
+    REPEAT_SECONDS = 30.0
+
+    def __init__(self, *, tracebacks: bool) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.tracebacks:
+            record.exc_info = record.exc_text = record.stack_info = None
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        printed_at, repeats = self._seen.get(key, (-math.inf, 0))
+        if now - printed_at < self.REPEAT_SECONDS:
+            self._seen[key] = (printed_at, repeats + 1)
+            return False
+        if repeats:
+            record.msg = f"{record.msg} (and {repeats} more like it since the last line)"
+        self._seen[key] = (now, 0)
+        return True
 
 
 def configure(*, level: str = "info", fmt: str = "auto") -> None:
@@ -64,6 +93,7 @@ def configure(*, level: str = "info", fmt: str = "auto") -> None:
             ],
         )
     )
+    handler.addFilter(Quieter(tracebacks=threshold <= logging.DEBUG))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(threshold)

@@ -25,7 +25,9 @@ class BackoffPolicy:
         return random.uniform(delay / 2, delay) if self.jitter else delay
 
 
-STEP_BACKOFF = BackoffPolicy(base=0.2, cap=30.0)  # a driver running a failed step again
+# A driver running a failed step again: capped low, so that it notices a recovered node
+# or database within seconds (a retry costs one request).
+STEP_BACKOFF = BackoffPolicy(base=0.2, cap=5.0)
 # The node lacks a block it has told us of (a lagging replica behind a load balancer):
 # it will have it in moments, so the wait stays short.
 WAIT_FOR_BLOCK = BackoffPolicy(base=0.1, cap=2.0)

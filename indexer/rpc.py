@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
@@ -56,6 +59,7 @@ _ENDPOINT_REST = BackoffPolicy(base=1.0, cap=15.0, jitter=False)  # a failing UR
 _RETRY_AFTER_CAP = 60.0
 _LAGGING_TRIES = 3  # asks for a block a replica behind the URL lacked
 _DOWN_AFTER = 3  # consecutive failures before a URL is reported down (one is a hiccup)
+_LOG_EVERY_S = 10.0  # at most one rpc_retry line per URL this often
 
 
 class EndpointBehind(RpcUnavailable):
@@ -74,6 +78,8 @@ class _Endpoint:
     url: str
     failures: int = 0
     cooldown_until: float = 0.0
+    logged_at: float = -math.inf  # when its last rpc_retry line was written
+    unlogged: int = 0  # faults since that line
     head: int | None = None  # the highest block it has shown it has; None: not asked yet
 
     def usable(self, now: float) -> bool:
@@ -112,9 +118,22 @@ class _Endpoints:
     def seconds_until_usable(self) -> float:
         return max(0.0, min(e.cooldown_until for e in self.items) - time.monotonic())
 
-    def failed(self, endpoint: _Endpoint, retry_after: float | None) -> None:
-        """A failing URL rests, longer each time; alone, it rests only as long as it asks."""
+    def failed(self, endpoint: _Endpoint, retry_after: float | None, error: str = "") -> None:
+        """A failing URL rests, longer each time; alone, it rests only as long as it asks.
+        Its faults are logged at warning, one line per URL per _LOG_EVERY_S, counted."""
         endpoint.failures += 1
+        now = time.monotonic()
+        if now - endpoint.logged_at >= _LOG_EVERY_S:
+            log.warning(
+                "rpc_retry",
+                endpoint=endpoint.index,
+                error=error,
+                failures_in_a_row=endpoint.failures,
+                faults_not_logged=endpoint.unlogged,
+            )
+            endpoint.logged_at, endpoint.unlogged = now, 0
+        else:
+            endpoint.unlogged += 1
         rest = 0.0
         if len(self.items) > 1:
             rest = _ENDPOINT_REST.delay(endpoint.failures)
@@ -127,6 +146,8 @@ class _Endpoints:
     def succeeded(self, endpoint: _Endpoint) -> None:
         if endpoint.failures >= _DOWN_AFTER and len(self.items) > 1:
             log.info("rpc_endpoint_up", endpoint=endpoint.index, after_failures=endpoint.failures)
+        elif endpoint.failures >= _DOWN_AFTER:
+            log.info("rpc_recovered", endpoint=endpoint.index, after_failures=endpoint.failures)
         endpoint.failures = 0
         endpoint.cooldown_until = 0.0
 
@@ -282,7 +303,7 @@ class RpcClient:
             metrics.RPC_REQUESTS.labels(method, "behind").inc()
             raise
         except RpcUnavailable as e:
-            self._endpoints.failed(endpoint, e.retry_after)
+            self._endpoints.failed(endpoint, e.retry_after, str(e))
             metrics.RPC_REQUESTS.labels(method, "retryable").inc()
             raise
         except (RangeTooLarge, RpcError, NotReady):
@@ -352,7 +373,7 @@ class RpcClient:
                 status = response.status
                 retry_after = _retry_after(response.headers)
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            raise RpcUnavailable(f"posting to the node: {type(e).__name__}: {e}") from e
+            raise RpcUnavailable(f"posting to the node at {_host(url)}: {_transport(e)}") from e
         if status == 429 or status >= 500:
             raise RpcUnavailable(f"node answered HTTP {status}", retry_after=retry_after)
         try:
@@ -396,6 +417,24 @@ async def _first_answer(first: asyncio.Future[Any], second: asyncio.Future[Any])
                 return future.result()
     first.result()  # both failed: raise the first request's error
     raise AssertionError("unreachable: a failed future raises")
+
+
+def _host(url: str) -> str:
+    """host:port of a node URL: the rest (a path or user) may hold an API key."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+
+
+def _transport(error: BaseException) -> str:
+    """A transport error in words, without aiohttp's repeat of the host and its ssl:default."""
+    if isinstance(error, TimeoutError):
+        return "no answer within the timeout (AUDIFI_RPC_TIMEOUT)"
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return "no such host (DNS)"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        code = error.os_error.errno
+        return f"cannot connect: {os.strerror(code) if code else error.os_error}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _first_missing(calls: Sequence[Call], results: list[Any]) -> int | None:
@@ -498,4 +537,3 @@ def _log_retry(state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
     reason = type(error).__name__ if error else "unknown"
     metrics.RPC_RETRIES.labels(reason).inc()
-    log.debug("rpc_retry", attempt=state.attempt_number, error=str(error))

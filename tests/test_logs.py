@@ -5,15 +5,18 @@ shows: not in the daemon's logs, a one-shot command's error, `status --json`, or
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pty
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 
+from indexer import logs
 from indexer.devchain.anvil import free_port
 from tests.helpers.chain import INDEXER, indexer_env, running_indexer, wait_exit
 from tests.helpers.livechain import LiveChain, small_chain
@@ -82,7 +85,7 @@ def test_a_failing_one_shot_command_says_why_in_one_line_without_the_password(
     case: str, database_url: str, empty_database_url: str, live: LiveChain
 ) -> None:
     url, secret = with_secret(database_url)
-    command, env = _failing(case, url, secret, empty_database_url, live.head())
+    command, env, says = _failing(case, url, secret, empty_database_url, live.head())
     result = subprocess.run(
         [*INDEXER, *command],
         env={**_env(url, live), **env},
@@ -95,26 +98,35 @@ def test_a_failing_one_shot_command_says_why_in_one_line_without_the_password(
     *logged, last = result.stderr.splitlines()
     json_lines("\n".join(logged))
     assert last.startswith("error: ") and len(last) < 500, last
+    assert says in last, last
+    assert "ssl:default" not in last  # aiohttp's noise
     assert secret not in result.stderr + result.stdout
     assert RPC_SECRET not in result.stderr + result.stdout
 
 
 def _failing(
     case: str, url: str, secret: str, empty_url: str, head: int
-) -> tuple[list[str], dict[str, str]]:
-    """The command and the environment changes that make it fail in the way `case` says."""
+) -> tuple[list[str], dict[str, str], str]:
+    """The command and the environment changes that make it fail in the way `case` says,
+    and what its one line must say: which dependency, where."""
     if case == "database-down":
-        return ["status"], {"AUDIFI_DATABASE_URL": f"postgresql://u:{secret}@127.0.0.1:1/db"}
+        env = {"AUDIFI_DATABASE_URL": f"postgresql://u:{secret}@127.0.0.1:1/db"}
+        return ["status"], env, "PostgreSQL at 127.0.0.1:1/db"
     if case == "no-such-database":
-        missing = urlsplit(url)._replace(path="/audifi_no_such_database").geturl()
-        return ["verify", "--from-block", "0", "--to-block", "1"], {"AUDIFI_DATABASE_URL": missing}
+        parts = urlsplit(url)
+        missing = parts._replace(path="/audifi_no_such_database").geturl()
+        where = f"{parts.hostname}:{parts.port}/audifi_no_such_database: the database does not"
+        command = ["verify", "--from-block", "0", "--to-block", "1"]
+        return command, {"AUDIFI_DATABASE_URL": missing}, where
     if case == "schema-behind":
-        return ["run"], {"AUDIFI_DATABASE_URL": with_secret(empty_url)[0]}
+        return ["run"], {"AUDIFI_DATABASE_URL": with_secret(empty_url)[0]}, "migrate up"
     if case == "node-down":
         node = f"http://user:{RPC_SECRET}@127.0.0.1:1/v3/{RPC_SECRET}"
-        return ["status"], {"AUDIFI_RPC_URL": node, "AUDIFI_RPC_MAX_RETRIES": "0"}
+        env = {"AUDIFI_RPC_URL": node, "AUDIFI_RPC_MAX_RETRIES": "0"}
+        return ["status"], env, "the node at 127.0.0.1:1: cannot connect: Connection refused"
     assert case == "beyond-head"
-    return ["backfill", "--from-block", "0", "--to-block", str(head + 100)], {}
+    command = ["backfill", "--from-block", "0", "--to-block", str(head + 100)]
+    return command, {}, "beyond the node's head"
 
 
 def test_logs_on_a_terminal_are_for_people(database_url: str, live: LiveChain) -> None:
@@ -147,3 +159,34 @@ def _read_all(fd: int) -> str:
             break
         chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
+
+
+def test_other_libraries_log_no_traceback_below_debug_and_say_repeats_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """asyncpg's pool logs "Failed to restore the pool connection floor" with a long
+    traceback, every few seconds while the database is down: one line, then a count."""
+    now = [1000.0]
+    monkeypatch.setattr(logs.time, "monotonic", lambda: now[0])
+    quieter = logs.Quieter(tracebacks=False)
+
+    def record(msg: str) -> logging.LogRecord:
+        try:
+            raise ConnectionRefusedError("connect call failed")
+        except ConnectionRefusedError:
+            return logging.LogRecord(
+                "asyncpg.pool", logging.WARNING, "", 0, msg, (), sys.exc_info()
+            )
+
+    floor = "Failed to restore the pool connection floor; retrying"
+    first = record(floor)
+    assert quieter.filter(first) and first.exc_info is None
+    now[0] += 5
+    assert not quieter.filter(record(floor))
+    assert quieter.filter(record("another message"))
+    now[0] += 30
+    again = record(floor)
+    assert quieter.filter(again)
+    assert again.getMessage() == f"{floor} (and 1 more like it since the last line)"
+    kept = record(floor)
+    assert logs.Quieter(tracebacks=True).filter(kept) and kept.exc_info is not None

@@ -52,11 +52,12 @@ def test_refresh_views_says_what_it_refreshed(database_url: str, live: LiveChain
     assert result.stdout == "refreshed: artist_performance, master_ipo_stats\n"
 
 
-def test_readyz_names_the_dependency_a_failing_step_failed_on(
+def test_readyz_names_the_dependency_a_failing_step_failed_on_and_recovery_is_logged(
     database_url: str, live: LiveChain, tmp_path: Path
 ) -> None:
     port = free_port()
     ready = f"http://127.0.0.1:{port}/readyz"
+    log = tmp_path / "daemon.log"
     with proxies_on_a_thread(live.chain.url) as (thread, [proxy]):
         env = indexer_env(
             database_url,
@@ -64,14 +65,22 @@ def test_readyz_names_the_dependency_a_failing_step_failed_on(
             AUDIFI_RPC_URL=proxy.url,
             AUDIFI_METRICS_PORT=str(port),
             AUDIFI_RPC_MAX_RETRIES="0",
+            AUDIFI_AUDIT="false",
         )
-        with running_indexer(["run"], env, log_path=str(tmp_path / "daemon.log")):
+        with running_indexer(["run"], env, log_path=str(log)):
             wait_until(lambda: (get(ready) or (0, ""))[0] == 200, timeout=60, what="ready")
-            thread.call(lambda: proxy.script(Fault.HTTP_503, times=1_000, method="eth_getLogs"))
+            thread.call(lambda: proxy.script(Fault.HTTP_503, times=6, method="eth_getLogs"))
             live.mine(3)
             answer = wait_until(
                 lambda: (r := get(ready)) and r[0] == 503 and r,
                 timeout=30,
                 what="/readyz to fail",
             )
+            wait_until(lambda: (get(ready) or (0, ""))[0] == 200, timeout=60, what="ready again")
     assert answer[1].startswith("the last step failed on the node: node answered HTTP 503")
+    records = json_lines(log.read_text())
+    retries = [r for r in records if r["event"] == "rpc_retry"]
+    assert retries and all(r["level"] == "warning" for r in retries)
+    assert len(retries) < 6, "one line per URL per interval, not one per fault"
+    (recovered,) = [r for r in records if r["event"] == "recovered"]
+    assert recovered["level"] == "info" and recovered["after_failed_steps"] >= 1

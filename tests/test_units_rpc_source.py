@@ -153,12 +153,35 @@ def test_down_is_reported_on_the_third_failure_and_up_on_the_next_success(clock:
             found.failed(found.items[1], None)
         found.succeeded(found.items[1])
         found.succeeded(found.items[1])
+    logs = [e for e in logs if e["event"] != "rpc_retry"]
     assert [(e["event"], e["endpoint"]) for e in logs] == [
         ("rpc_endpoint_down", 1),
         ("rpc_endpoint_up", 1),
     ]
     assert logs[0]["rest_s"] == 4.0
     assert logs[1]["after_failures"] == 4
+
+
+def test_faults_are_warnings_one_line_per_url_per_interval_and_recovery_is_said(
+    clock: Clock,
+) -> None:
+    found = endpoints(1)
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(5):
+            found.failed(found.items[0], None, "node answered HTTP 503")
+        clock.now += 11.0
+        found.failed(found.items[0], None, "node answered HTTP 503")
+        found.succeeded(found.items[0])
+        found.succeeded(found.items[0])
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("rpc_retry", "warning"),
+        ("rpc_retry", "warning"),
+        ("rpc_recovered", "info"),
+    ]
+    assert (logs[0]["failures_in_a_row"], logs[0]["faults_not_logged"]) == (1, 0)
+    assert (logs[1]["failures_in_a_row"], logs[1]["faults_not_logged"]) == (6, 4)
+    assert logs[1]["error"] == "node answered HTTP 503"
+    assert logs[2]["after_failures"] == 6
 
 
 def test_a_single_url_never_rests_unless_the_server_asks(clock: Clock) -> None:
@@ -169,7 +192,8 @@ def test_a_single_url_never_rests_unless_the_server_asks(clock: Clock) -> None:
     assert found.items[0].failures == 5
     assert rest(found, 0, clock) == 0.0
     assert found.usable() == found.items
-    assert logs == []  # nothing to fail over to: no down/up lines
+    # Nothing to fail over to: no down/up lines, only the (rate-limited) fault line.
+    assert [e["event"] for e in logs] == ["rpc_retry"]
     found.failed(found.items[0], 4.0)
     assert found.usable() == []
     assert found.seconds_until_usable() == 4.0

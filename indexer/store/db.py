@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -31,7 +33,9 @@ _TRANSIENT = (
 async def create_pool(
     dsn: str, *, min_size: int, max_size: int, statement_timeout_ms: int
 ) -> asyncpg.Pool:
-    """A pool whose sessions suit bulk writes and never hang forever."""
+    """A pool whose sessions suit bulk writes and never hang forever. Its errors name the
+    server and the database (never the password)."""
+    where = _where(dsn)
     settings = {
         "application_name": "audifi-indexer",
         "statement_timeout": str(statement_timeout_ms),
@@ -50,16 +54,27 @@ async def create_pool(
             server_settings=settings,
             command_timeout=None,
         )
+    except socket.gaierror as e:
+        raise DatabaseUnavailable(f"connecting to PostgreSQL at {where}: no such host ({e})") from e
     except _TRANSIENT as e:
-        raise DatabaseUnavailable(f"connecting to PostgreSQL: {type(e).__name__}: {e}") from e
+        raise DatabaseUnavailable(
+            f"connecting to PostgreSQL at {where}: {type(e).__name__}: {e}"
+        ) from e
     except asyncpg.exceptions.InvalidPasswordError as e:
-        raise Fatal("connecting to PostgreSQL: authentication failed") from e
+        raise Fatal(f"connecting to PostgreSQL at {where}: authentication failed") from e
     except asyncpg.exceptions.InvalidCatalogNameError as e:
-        raise Fatal("connecting to PostgreSQL: the database does not exist") from e
+        raise Fatal(f"connecting to PostgreSQL at {where}: the database does not exist") from e
     except asyncpg.PostgresError as e:  # e.g. rejected by pg_hba.conf
-        raise Fatal(f"connecting to PostgreSQL: {type(e).__name__}: {e}") from e
+        raise Fatal(f"connecting to PostgreSQL at {where}: {type(e).__name__}: {e}") from e
     assert pool is not None
     return pool
+
+
+def _where(dsn: str) -> str:
+    """host:port/database of a PostgreSQL URL, for messages (no user, no password)."""
+    parts = urlsplit(dsn)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.hostname or 'localhost'}{port}{parts.path or '/'}"
 
 
 @asynccontextmanager
