@@ -49,10 +49,10 @@ async def follow(
                 behind = await _range_to_catch_up(p)
                 if behind is not None:
                     log.info("catch_up", from_block=behind[0], to_block=behind[1], head=behind[2])
-                    if await _unless_stopped(catch_up(*behind), stop) is None:
+                    if await _unless_stopped(catch_up(*behind), stop, p) is None:
                         break
                 maybe_far_behind = False
-            stepped = await _unless_stopped(follow_step(p), stop)
+            stepped = await _unless_stopped(follow_step(p), stop, p)
         except Retryable as e:
             maybe_far_behind = True
             health.failed(e)
@@ -88,14 +88,18 @@ async def _range_to_catch_up(p: Pipeline) -> tuple[int, int, int] | None:
     return checkpoint.number + 1, end, head
 
 
-async def _unless_stopped(work: Awaitable[T], stop: asyncio.Event) -> asyncio.Future[T] | None:
-    """Run `work`; on stop, let it finish for a grace period, then cancel it (its
-    transaction rolls back). The finished work, or None when it was cancelled."""
+async def _unless_stopped(
+    work: Awaitable[T], stop: asyncio.Event, p: Pipeline
+) -> asyncio.Future[T] | None:
+    """Run `work`; on stop, cancel it at once unless it is writing (a fetch, or a wait
+    for a node that does not answer, loses nothing), else let the transaction finish
+    for a grace period first (it rolls back if cancelled). The finished work, or None
+    when it was cancelled."""
     step = asyncio.ensure_future(work)
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({step, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not step.done():
+        if not step.done() and p.writing:
             await asyncio.wait({step}, timeout=STOP_GRACE_SECONDS)
         if not step.done():
             step.cancel()

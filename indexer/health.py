@@ -48,6 +48,8 @@ class Health:
         self.failure = ""  # the dependency the last failed step failed on, and why
         self.standby_of: str | None = None  # the leader's name while this replica stands by
         self.stalled: str | None = None  # why, while the watchdog finds progress stalled
+        self.head_read_at = time.monotonic()  # when the node's head was last read
+        metrics.HEAD_AGE_SECONDS.set_function(lambda: time.monotonic() - self.head_read_at)
         for gauge in _MEASURED:
             gauge.set(math.nan)
         metrics.UP.set(0)
@@ -62,7 +64,7 @@ class Health:
     def stepped(self, result: StepResult) -> None:
         """Record a successful step and set the lag metrics from what it committed."""
         if result.checkpoint is None:
-            self.last_turn = self.last_ok = time.monotonic()
+            self.last_turn = self.last_ok = self.head_read_at = time.monotonic()
             self.failing = False
             return
         self.progressed(
@@ -72,7 +74,7 @@ class Health:
     def progressed(self, indexed: int, *, head: int, timestamp: int | None = None) -> None:
         """Record that everything up to `indexed` is committed with the node at `head`
         (after a step, or per batch of a catch-up); `timestamp` is block `indexed`'s."""
-        self.last_turn = self.last_ok = time.monotonic()
+        self.last_turn = self.last_ok = self.head_read_at = time.monotonic()
         self.failing = False
         self.lag_blocks = max(0, head - indexed)
         metrics.CHAIN_HEAD_BLOCK.set(head)
@@ -131,7 +133,9 @@ class Health:
         if down:
             return False, down
         if self.failing:
-            return False, f"the last step failed on {self.failure}"
+            unknown = time.monotonic() - self.head_read_at
+            head = f"; the node's head unknown for {unknown:.0f}s" if unknown >= 5 else ""
+            return False, f"the last step failed on {self.failure}{head}"
         if time.monotonic() - self.last_ok > _ALIVE_SECONDS:
             return False, "no successful step recently"
         if self.lag_blocks > self.max_lag_blocks:

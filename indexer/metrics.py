@@ -18,6 +18,11 @@ LAG_BLOCKS = Gauge(f"{PREFIX}_lag_blocks", "Chain head minus the checkpoint, in 
 LAG_SECONDS = Gauge(
     f"{PREFIX}_lag_seconds", "Wall clock minus the timestamp of the checkpoint's block."
 )
+HEAD_AGE_SECONDS = Gauge(
+    f"{PREFIX}_head_age_seconds",
+    "Seconds since the node's head was last read: grows while the node does not answer "
+    "(when the lag in blocks cannot be measured).",
+)
 LAST_PROGRESS_TIMESTAMP = Gauge(
     f"{PREFIX}_last_progress_timestamp_seconds",
     "Unix time at which the follower last committed or confirmed it is at the head.",

@@ -253,9 +253,22 @@ async def run_daemon(settings: Settings) -> None:
     # AUDIFI_METRICS_PORT=0 picks a free port: say the one bound, not 0.
     settings = settings.model_copy(update={"metrics_port": runner.addresses[0][1]})
     log.info("serving", metrics=f"http://{settings.metrics_host}:{settings.metrics_port}/metrics")
+    work = asyncio.ensure_future(_connect_and_follow(settings, stop, health))
+    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await _connect_and_follow(settings, stop, health)
+        await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            # Stopped. Following, the follower finishes a write in flight and returns;
+            # still connecting (a node or database that does not answer), nothing is lost.
+            grace = 0.0 if health.store is None else STOP_GRACE_SECONDS + 1.0
+            await asyncio.wait({work}, timeout=grace)
+        if not work.done():
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+        else:
+            work.result()
     finally:
+        stopping.cancel()
         await runner.cleanup()
         log.info("stopped")
 

@@ -82,6 +82,8 @@ class Pipeline:
     # Indexing work done in this process (a committed range, a range of the factory's
     # logs read): the watchdog's sign of progress when the checkpoint cannot move yet.
     progress: int = 0
+    # Transactions in flight: a stop waits for them; anything else is cancelled at once.
+    writing: int = 0
 
     def registry(self, position: Position) -> Registry:
         """The factory and every child the index has committed."""
@@ -279,12 +281,19 @@ async def commit(
             ledger=prepared.ledger,
             heal=heal,
         )
+        p.writing += 1
         try:
             committed = await p.store.commit(batch)
         except MissingHeaders as e:
             if attempt == 2:
                 raise
-            more = await p.source.headers(e.numbers)
+            missing = e.numbers
+        else:
+            missing = frozenset()
+        finally:
+            p.writing -= 1
+        if missing:
+            more = await p.source.headers(missing)
             headers = {**headers, **{n: h for n, h in more.items() if h is not None}}
             continue
         _count(committed, len(prepared.staged[QUARANTINE]))

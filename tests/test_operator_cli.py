@@ -4,6 +4,7 @@ dependency a failing step failed on."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -11,11 +12,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from indexer.devchain.anvil import free_port
-from tests.helpers.chain import indexer_env, run_cli, running_indexer
-from tests.helpers.faults import Fault
+from tests.helpers.chain import indexer_env, run_cli, running_indexer, wait_exit
+from tests.helpers.faults import Fault, FaultSettings
 from tests.helpers.livechain import LiveChain, sparse_chain
 from tests.helpers.nodes import proxies_on_a_thread
-from tests.helpers.ops import get, json_lines
+from tests.helpers.ops import get, json_lines, scrape
 from tests.helpers.polling import wait_until
 
 
@@ -42,8 +43,10 @@ def test_metrics_port_0_logs_the_port_it_bound(
         assert port not in (None, 0), url
         answer = get(url)
         assert answer is not None and answer[0] == 200
-        serving = [r for r in json_lines(log.read_text()) if r.get("event") == "serving"]
+        records = json_lines(log.read_text())
+        serving = [r for r in records if r.get("event") == "serving"]
         assert [r["metrics"] for r in serving] == [url]
+        assert records[0] is serving[0], "the first line, before any dependency is awaited"
 
 
 def test_refresh_views_says_what_it_refreshed(database_url: str, live: LiveChain) -> None:
@@ -84,3 +87,61 @@ def test_readyz_names_the_dependency_a_failing_step_failed_on_and_recovery_is_lo
     assert len(retries) < 6, "one line per URL per interval, not one per fault"
     (recovered,) = [r for r in records if r["event"] == "recovered"]
     assert recovered["level"] == "info" and recovered["after_failed_steps"] >= 1
+
+
+def test_sigterm_while_the_node_does_not_answer_stops_at_once(
+    database_url: str, live: LiveChain, tmp_path: Path
+) -> None:
+    """The node holds every request from the start: the daemon waits in its first call,
+    which would take the client timeout (15 s) times its retries to fail. Nothing is
+    being written, so nothing needs the grace period: the process exits 0 well within
+    the 10 s a test allows (it took 13 s, waiting out its retries)."""
+    port = free_port()
+    ready = f"http://127.0.0.1:{port}/readyz"
+    log = tmp_path / "daemon.log"
+    with proxies_on_a_thread(live.chain.url, settings=FaultSettings(hold_s=60.0)) as (
+        thread,
+        [proxy],
+    ):
+        thread.call(lambda: proxy.script(Fault.READ_TIMEOUT, times=1_000))
+        env = indexer_env(
+            database_url, live.chain, AUDIFI_RPC_URL=proxy.url, AUDIFI_METRICS_PORT=str(port)
+        )
+        with running_indexer(["run"], env, log_path=str(log)) as daemon:
+            answer = wait_until(lambda: get(ready), timeout=60, what="/readyz to answer")
+            assert answer == (503, "waiting for the database and the node\n")
+            wait_until(lambda: proxy.stats.requests > 0, timeout=30, what="a request held")
+            daemon.send_signal(signal.SIGTERM)
+            assert wait_exit(daemon, 10, log=log) == 0
+    assert json_lines(log.read_text())[-1]["event"] == "stopped"
+
+
+def test_while_the_node_is_down_the_head_is_unknown_not_caught_up(
+    database_url: str, live: LiveChain, tmp_path: Path
+) -> None:
+    """lag_blocks stays at its last value while no head can be read: the head's age
+    grows instead, and /readyz says how long the head has been unknown."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with proxies_on_a_thread(live.chain.url) as (thread, [proxy]):
+        env = indexer_env(
+            database_url,
+            live.chain,
+            AUDIFI_RPC_URL=proxy.url,
+            AUDIFI_METRICS_PORT=str(port),
+            AUDIFI_RPC_MAX_RETRIES="0",
+        )
+        with running_indexer(["run"], env, log_path=str(tmp_path / "daemon.log")):
+            ready = f"{base}/readyz"
+            wait_until(lambda: (get(ready) or (0, ""))[0] == 200, timeout=60, what="ready")
+            assert (scrape(base) or {})["audifi_indexer_head_age_seconds"] < 5
+            thread.call(lambda: proxy.script(Fault.HTTP_503, times=100_000))
+            answer = wait_until(
+                lambda: (r := get(ready)) and "head unknown" in r[1] and r,
+                timeout=60,
+                what="/readyz to say the head is unknown",
+            )
+            age = (scrape(base) or {})["audifi_indexer_head_age_seconds"]
+    assert answer[0] == 503
+    assert "the last step failed on the node" in answer[1]
+    assert age >= 5
