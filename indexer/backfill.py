@@ -13,13 +13,13 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass
 
 import structlog
 
 from indexer import metrics
 from indexer.errors import Retryable
 from indexer.pacing import Backoff, wait_or_stop
+from indexer.progress import Progress
 from indexer.registry import Registry
 from indexer.step import (
     Discovery,
@@ -30,14 +30,6 @@ from indexer.step import (
 )
 
 log = structlog.get_logger("backfill")
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    done_blocks: int
-    total_blocks: int
-    events: int
-    elapsed: float
 
 
 async def backfill(
@@ -59,7 +51,7 @@ async def backfill(
     metrics.BACKFILL_TARGET_BLOCK.set(end)
     backoff = Backoff()
     discovery: Discovery | None = None
-    next_block, events = start, 0
+    next_block, events, logs = start, 0, 0
     while next_block <= end and not (stop and stop.is_set()):
         try:
             if discovery is None:
@@ -76,18 +68,19 @@ async def backfill(
                     backoff.reset()
                     next_block = prepared.to_block + 1
                     events += sum(committed.new_rows.values())
+                    logs += prepared.n_logs
                     metrics.BACKFILL_DONE_BLOCKS.set(next_block - start)
                     metrics.BATCHES.labels("backfill").inc()
                     if on_progress:
                         elapsed = time.perf_counter() - began
-                        on_progress(Progress(next_block - start, total, events, elapsed))
+                        on_progress(Progress(next_block - start, total, logs, events, elapsed))
                     if stop and stop.is_set():
                         break
         except Retryable as e:
             metrics.STEP_RETRIES.labels(type(e).__name__).inc()
             log.warning("backfill_retry", from_block=next_block, error=str(e))
             await wait_or_stop(stop, backoff.next(e))
-    return Progress(next_block - start, total, events, time.perf_counter() - began)
+    return Progress(next_block - start, total, logs, events, time.perf_counter() - began)
 
 
 async def _prefetched(

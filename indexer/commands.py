@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
 
 import orjson
 import structlog
@@ -12,11 +12,18 @@ import typer
 
 from indexer import migrate, statusreport
 from indexer.audit import AuditReport, audit_range
-from indexer.backfill import Progress, backfill
+from indexer.backfill import backfill
 from indexer.chain import Checkpoint
 from indexer.config import Settings
 from indexer.errors import ConfigError, Fatal
-from indexer.service import open_audit_reader, open_pipeline, open_pool, record_identity_if_new
+from indexer.progress import Progress, ProgressLog
+from indexer.service import (
+    metrics_served,
+    open_audit_reader,
+    open_pipeline,
+    open_pool,
+    record_identity_if_new,
+)
 from indexer.step import Pipeline
 from indexer.store.db import connection
 from indexer.store.ops import VIEWS, refresh_views
@@ -24,34 +31,22 @@ from indexer.store.state import forget_chain
 
 log = structlog.get_logger("commands")
 
-_PROGRESS_EVERY = 5.0
 _REWIND_PAGE = 200
 
 
-def _progress_printer() -> Any:
-    """A bar on a terminal; a plain line every few seconds otherwise."""
-    last = [0.0]
-    tty = sys.stderr.isatty()
+def _progress_printer() -> Callable[[Progress], None]:
+    """A bar on a terminal; a `backfill_progress` line every few seconds otherwise."""
+    if not sys.stderr.isatty():
+        return ProgressLog("backfill_progress")
 
     def show(p: Progress) -> None:
-        rate = p.events / p.elapsed if p.elapsed > 0 else 0.0
-        share = p.done_blocks / p.total_blocks if p.total_blocks else 1.0
-        if tty:
-            bar = "#" * int(share * 30)
-            sys.stderr.write(
-                f"\r[{bar:<30}] {share:6.1%} blocks {p.done_blocks}/{p.total_blocks} "
-                f"events {p.events} ({rate:,.0f}/s)"
-            )
-            sys.stderr.flush()
-        elif time.monotonic() - last[0] >= _PROGRESS_EVERY:
-            last[0] = time.monotonic()
-            log.info(
-                "backfill_progress",
-                done_blocks=p.done_blocks,
-                total_blocks=p.total_blocks,
-                events=p.events,
-                events_per_s=round(rate),
-            )
+        eta = "" if p.eta_s is None else f", ETA {p.eta_s:,.0f} s"
+        sys.stderr.write(
+            f"\r[{'#' * int(p.share * 30):<30}] {p.share:6.1%} blocks "
+            f"{p.done_blocks}/{p.total_blocks} ({p.blocks_per_s:,.0f}/s), logs {p.logs:,}, "
+            f"new rows {p.events:,}{eta}   "
+        )
+        sys.stderr.flush()
 
     return show
 
@@ -59,7 +54,10 @@ def _progress_printer() -> Any:
 async def run_backfill(settings: Settings, from_block: int, to_block: int, *, audit: bool) -> None:
     """Index the range; then, unless told not to, audit it (and heal what the node got
     wrong), so that a backfill ends equal to the chain even behind a provider that lies."""
-    async with open_pipeline(settings, records=True, first_block=from_block) as p:
+    async with (
+        metrics_served(settings),
+        open_pipeline(settings, records=True, first_block=from_block) as p,
+    ):
         head = await p.source.head()
         if to_block > head:  # bad input, like the other argument errors: exit 2
             raise ConfigError(f"--to-block {to_block} is beyond the node's head {head}")

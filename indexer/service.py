@@ -25,6 +25,7 @@ from indexer.health import Health, serve
 from indexer.leader import Leadership
 from indexer.migrate import MigrationError, pending_versions
 from indexer.pacing import Backoff, wait_or_stop
+from indexer.progress import Progress, ProgressLog
 from indexer.ranges import RangePlanner
 from indexer.rpc import RpcClient
 from indexer.source import ChainSource
@@ -230,6 +231,27 @@ async def ensure_checkpoint(p: Pipeline) -> Checkpoint:
     return checkpoint
 
 
+@asynccontextmanager
+async def metrics_served(settings: Settings) -> AsyncIterator[None]:
+    """/metrics (and the health endpoints) for a one-shot command such as a backfill, so
+    that its progress gauges can be scraped; a port already taken (a daemon on the same
+    host) is a warning, not a failure of the command."""
+    try:
+        runner = await serve(
+            Health(None, max_lag_blocks=0), host=settings.metrics_host, port=settings.metrics_port
+        )
+    except OSError as e:
+        log.warning("metrics_unavailable", port=settings.metrics_port, error=str(e))
+        yield
+        return
+    bound = runner.addresses[0][1]
+    log.info("serving", metrics=f"http://{settings.metrics_host}:{bound}/metrics")
+    try:
+        yield
+    finally:
+        await runner.cleanup()
+
+
 def _install_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -332,6 +354,12 @@ def _catch_up(p: Pipeline, settings: Settings, stop: asyncio.Event, health: Heal
     to the health endpoints as each batch commits."""
 
     async def catch_up(start: int, end: int, head: int) -> None:
+        progress_log = ProgressLog("catch_up_progress")
+
+        def on_progress(done: Progress) -> None:
+            health.progressed(start - 1 + done.done_blocks, head=head)
+            progress_log(done)
+
         await backfill(
             p,
             start,
@@ -339,7 +367,7 @@ def _catch_up(p: Pipeline, settings: Settings, stop: asyncio.Event, health: Heal
             head=head,
             concurrency=settings.fetch_concurrency,
             stop=stop,
-            on_progress=lambda done: health.progressed(start - 1 + done.done_blocks, head=head),
+            on_progress=on_progress,
         )
 
     return catch_up

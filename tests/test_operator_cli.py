@@ -5,6 +5,7 @@ dependency a failing step failed on."""
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -145,3 +146,75 @@ def test_while_the_node_is_down_the_head_is_unknown_not_caught_up(
     assert answer[0] == 503
     assert "the last step failed on the node" in answer[1]
     assert age >= 5
+
+
+def _records(result: subprocess.CompletedProcess[str], event: str) -> list[dict[str, object]]:
+    *lines, _ = [*result.stderr.splitlines(), ""]
+    return [r for r in json_lines("\n".join(lines)) if r.get("event") == event]
+
+
+def test_backfill_progress_counts_work_done_with_rates_and_an_eta(
+    database_url: str, live: LiveChain
+) -> None:
+    """Re-running a backfill over what is indexed writes no row, but it is work: the
+    progress counts the logs processed, not only the new rows."""
+    span = ["--from-block", str(live.chain.factory_block), "--to-block", str(live.head())]
+    for run in ("first", "again"):
+        result = run_cli(database_url, live.chain, "backfill", *span, "--no-audit")
+        assert result.returncode == 0, result.stderr
+        *_, last = _records(result, "backfill_progress")
+        assert last["percent"] == 100.0 and last["eta_s"] == 0, last
+        assert isinstance(last["logs"], int) and last["logs"] > 0
+        assert isinstance(last["blocks_per_s"], float) and last["blocks_per_s"] > 0
+        assert (last["new_rows"] == 0) == (run == "again"), last
+
+
+def test_a_backfill_serves_its_progress_gauges(
+    database_url: str, live: LiveChain, tmp_path: Path
+) -> None:
+    port = free_port()
+    slow = FaultSettings(slow_s=0.2)
+    with proxies_on_a_thread(live.chain.url, settings=slow) as (thread, [proxy]):
+        thread.call(lambda: proxy.randomize(1.0, [Fault.SLOW]))  # a backfill of some seconds
+        env = indexer_env(
+            database_url,
+            live.chain,
+            AUDIFI_RPC_URL=proxy.url,
+            AUDIFI_METRICS_PORT=str(port),
+            AUDIFI_BATCH_MAX_LOGS="20",
+        )
+        span = ["--from-block", str(live.chain.factory_block), "--to-block", str(live.head())]
+        log = tmp_path / "backfill.log"
+        with running_indexer(["backfill", *span], env, log_path=str(log)) as backfill:
+            metrics = wait_until(
+                lambda: (
+                    (m := scrape(f"http://127.0.0.1:{port}"))
+                    and m.get("audifi_indexer_backfill_total_blocks", 0) > 0
+                    and m
+                ),
+                timeout=60,
+                what="the backfill's gauges on its /metrics",
+            )
+            assert wait_exit(backfill, 120, log=log) == 0
+    total = live.head() - live.chain.factory_block + 1
+    assert metrics["audifi_indexer_backfill_total_blocks"] == total
+    assert 0 <= metrics["audifi_indexer_backfill_done_blocks"] <= total
+
+
+def test_a_daemon_catching_up_logs_its_progress(database_url: str, tmp_path: Path) -> None:
+    with sparse_chain(seed=17, events=100) as behind:
+        behind.mine(1_500)  # far behind: a catch-up
+        log = tmp_path / "daemon.log"
+        env = indexer_env(database_url, behind.chain, AUDIFI_START_BLOCK="1")
+        with running_indexer(["run"], env, log_path=str(log)):
+
+            def caught_up() -> list[dict[str, object]]:
+                records = json_lines(log.read_text()) if log.exists() else []
+                return [r for r in records if r.get("event") == "catch_up_progress"]
+
+            lines = wait_until(
+                lambda: (found := caught_up()) and found[-1]["percent"] == 100.0 and found,
+                timeout=60,
+                what="the catch-up's last progress line",
+            )
+    assert all({"blocks_per_s", "logs", "eta_s", "total_blocks"} <= line.keys() for line in lines)
