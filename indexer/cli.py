@@ -94,7 +94,7 @@ def require_range(from_block: int, to_block: int) -> None:
         fail(f"--from-block {from_block} is after --to-block {to_block}", USAGE)
 
 
-@app.command()
+@app.command(short_help="The daemon: follow the chain until SIGTERM.")
 def run() -> None:
     """Follow the chain from the stored checkpoint until SIGTERM/SIGINT."""
     from indexer.service import run_daemon
@@ -103,7 +103,7 @@ def run() -> None:
     run_async(lambda: run_daemon(loaded))
 
 
-@app.command()
+@app.command(short_help="Index a block range, then audit it (idempotent).")
 def backfill(
     from_block: FromBlock,
     to_block: ToBlock,
@@ -120,7 +120,7 @@ def backfill(
     run_async(lambda: run_backfill(loaded, from_block, to_block, audit=audit))
 
 
-@app.command()
+@app.command(short_help="Re-read committed blocks by receipts and heal what differs.")
 def audit(
     from_block: FromBlock,
     to_block: ToBlock,
@@ -143,7 +143,7 @@ def audit(
         raise typer.Exit(DIFFERENCES_EXIT_CODE)
 
 
-@app.command()
+@app.command(short_help="Undo everything above a block (after a too-deep reorg).")
 def rewind(
     to_block: Annotated[int, typer.Option("--to-block", min=0, help="Keep blocks up to this.")],
 ) -> None:
@@ -154,7 +154,7 @@ def rewind(
     run_async(lambda: run_rewind(loaded, to_block))
 
 
-@app.command()
+@app.command(short_help="Checkpoint, head, lag, contracts, counts, ranges, audit.")
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -165,7 +165,7 @@ def status(
     run_async(lambda: run_status(loaded, as_json=as_json))
 
 
-@app.command()
+@app.command(short_help="Compare a block range with the node (or another provider).")
 def verify(
     from_block: FromBlock,
     to_block: ToBlock,
@@ -194,7 +194,7 @@ def verify(
         raise typer.Exit(DIFFERENCES_EXIT_CODE)
 
 
-@app.command("forget-chain")
+@app.command("forget-chain", short_help="Empty one chain's index (asks for --yes).")
 def forget_chain(
     chain_id: Annotated[int, typer.Option("--chain-id", min=1, help="The chain to empty.")],
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this deletes data.")] = False,
@@ -209,7 +209,7 @@ def forget_chain(
     run_async(lambda: run_forget_chain(loaded, chain_id))
 
 
-@app.command("refresh-views")
+@app.command("refresh-views", short_help="Refresh the dashboards' materialized views now.")
 def refresh_views() -> None:
     """Refresh the dashboards' materialized views now (CONCURRENTLY)."""
     from indexer.commands import run_refresh_views

@@ -54,34 +54,39 @@ def _progress_printer() -> Callable[[Progress], None]:
 async def run_backfill(settings: Settings, from_block: int, to_block: int, *, audit: bool) -> None:
     """Index the range; then, unless told not to, audit it (and heal what the node got
     wrong), so that a backfill ends equal to the chain even behind a provider that lies."""
-    async with (
-        metrics_served(settings),
-        open_pipeline(settings, records=True, first_block=from_block) as p,
-    ):
+    async with open_pipeline(settings, records=True, first_block=from_block) as p:
         head = await p.source.head()
         if to_block > head:  # bad input, like the other argument errors: exit 2
             raise ConfigError(f"--to-block {to_block} is beyond the node's head {head}")
         await record_identity_if_new(p, settings)
-        done = await backfill(
-            p,
-            from_block,
-            to_block,
-            head=head,
-            concurrency=settings.fetch_concurrency,
-            on_progress=_progress_printer(),
-        )
-        if sys.stderr.isatty():
-            sys.stderr.write("\n")
-        log.info(
-            "backfill_done",
-            from_block=from_block,
-            to_block=to_block,
-            events=done.events,
-            elapsed_s=round(done.elapsed, 2),
-            events_per_s=round(done.events / done.elapsed) if done.elapsed else 0,
-        )
-        if audit and settings.audit:
-            await _audit(settings, p, from_block, to_block, heal=True)
+        async with metrics_served(settings):
+            await _backfill_and_audit(settings, p, from_block, to_block, head=head, audit=audit)
+
+
+async def _backfill_and_audit(
+    settings: Settings, p: Pipeline, from_block: int, to_block: int, *, head: int, audit: bool
+) -> None:
+    done = await backfill(
+        p,
+        from_block,
+        to_block,
+        head=head,
+        concurrency=settings.fetch_concurrency,
+        on_progress=_progress_printer(),
+    )
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+    log.info(
+        "backfill_done",
+        from_block=from_block,
+        to_block=to_block,
+        logs=done.logs,
+        events=done.events,
+        elapsed_s=round(done.elapsed, 2),
+        events_per_s=round(done.events / done.elapsed) if done.elapsed else 0,
+    )
+    if audit and settings.audit:
+        await _audit(settings, p, from_block, to_block, heal=True)
 
 
 async def run_audit(settings: Settings, from_block: int, to_block: int, *, heal: bool) -> bool:
@@ -193,6 +198,8 @@ async def run_migrate(settings: Settings, action: str, to: int | None) -> None:
                     mark = "applied" if state.applied else "pending"
                     bad = "" if state.checksum_ok in (True, None) else "  FILE CHANGED"
                     typer.echo(f"{state.version:04d} {state.name:<24} {mark}{bad}")
+    except migrate.UnknownTarget as e:
+        raise ConfigError(str(e)) from e
     except migrate.MigrationError as e:
         raise Fatal(str(e)) from e
     finally:

@@ -57,6 +57,10 @@ class MigrationError(Exception):
     """
 
 
+class UnknownTarget(MigrationError):
+    """`--to` names no migration: a usage error."""
+
+
 class MigrationFileError(MigrationError):
     """The migrations directory is missing, or a file in it is misnamed or unpaired."""
 
@@ -252,7 +256,9 @@ async def _applied(conn: asyncpg.Connection) -> dict[int, asyncpg.Record]:
 
 def _check_target(migrations: list[Migration], to: int | None) -> None:
     if to is not None and to != 0 and to not in {m.version for m in migrations}:
-        raise MigrationError(f"no migration {to}: the versions are 0 (none) and those on disk")
+        versions = [m.version for m in migrations]
+        known = f"1 to {max(versions)}" if versions else "none on disk"
+        raise UnknownTarget(f"--to {to}: no such migration (versions: 0 for none, {known})")
 
 
 def _check_checksums(migrations: Iterable[Migration], applied: dict[int, asyncpg.Record]) -> None:

@@ -19,7 +19,7 @@ from indexer.audit import Auditor, EndpointReader, Reader, ReceiptsReader
 from indexer.backfill import backfill
 from indexer.chain import Checkpoint, ContractKind, TrackedContract
 from indexer.config import Settings, redact_url
-from indexer.errors import ConfigError, Fatal, Retryable, RpcError, SchemaBehind
+from indexer.errors import ConfigError, Fatal, IndexerError, Retryable, RpcError, SchemaBehind
 from indexer.follow import STOP_GRACE_SECONDS, CatchUp, follow
 from indexer.health import Health, serve
 from indexer.leader import Leadership
@@ -289,10 +289,14 @@ async def run_daemon(settings: Settings) -> None:
             await asyncio.gather(work, return_exceptions=True)
         else:
             work.result()
+    except IndexerError as e:  # the last line says why (the CLI's one line repeats it)
+        log.error("stopped", error=str(e), error_type=type(e).__name__)
+        raise
+    else:
+        log.info("stopped")
     finally:
         stopping.cancel()
         await runner.cleanup()
-        log.info("stopped")
 
 
 async def _connect_and_follow(settings: Settings, stop: asyncio.Event, health: Health) -> None:

@@ -102,6 +102,7 @@ def _arguments(head: int, factory_block: int) -> list[tuple[list[str], str]]:
         (["rewind", "--to-block", "-1"], "--to-block"),
         (["rewind", "--to-block", "3"], "nothing to rewind"),
         (["migrate", "down", "--to", "-2"], "--to"),
+        (["migrate", "up", "--to", "99"], "--to 99: no such migration (versions: 0 for none, 1 to"),
         (["no-such-command"], "no-such-command"),
     ]
 

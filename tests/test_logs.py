@@ -100,6 +100,10 @@ def test_a_failing_one_shot_command_says_why_in_one_line_without_the_password(
     assert last.startswith("error: ") and len(last) < 500, last
     assert says in last, last
     assert "ssl:default" not in last  # aiohttp's noise
+    if case == "schema-behind":  # the daemon's last line says why it stopped
+        stopped = json_lines("\n".join(logged))[-1]
+        assert (stopped["event"], stopped["level"]) == ("stopped", "error"), stopped
+        assert says in stopped["error"]
     assert secret not in result.stderr + result.stdout
     assert RPC_SECRET not in result.stderr + result.stdout
 
