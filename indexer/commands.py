@@ -133,7 +133,9 @@ async def run_rewind(settings: Settings, to_block: int) -> None:
         if header is None:
             raise ConfigError(f"--to-block {to_block} is beyond the node's head")
         await _require_canonical_below(p, to_block)
-        reverted = await p.store.rewind(Checkpoint(to_block, header.hash), old_head=None)
+        reverted = await p.store.rewind(
+            Checkpoint(to_block, header.hash), old_head=None, cause="operator"
+        )
     log.info("rewound", to_block=to_block, events_reverted=reverted.raw_rows)
 
 

@@ -39,6 +39,7 @@ async def collect(p: Pipeline) -> dict[str, Any]:
             "fork_block": reorg.fork_block,
             "depth": reorg.depth,
             "events_reverted": reorg.events_reverted,
+            "cause": reorg.cause,
         },
     }
 
@@ -56,11 +57,14 @@ def render(report: dict[str, Any]) -> str:
     ]
     lines += [f"  {kind:<17}{n}" for kind, n in report["events"].items()]
     reorg = report["last_reorg"]
+    what = "last rewind " if reorg and reorg["cause"] == "operator" else "last reorg  "
     lines.append(
         "last reorg         none"
         if reorg is None
-        else f"last reorg         {reorg['detected_at']} fork {reorg['fork_block']} "
+        else f"{what}       {reorg['detected_at']} "
+        f"{'to block' if reorg['cause'] == 'operator' else 'fork'} {reorg['fork_block']} "
         f"depth {reorg['depth']} events reverted {reorg['events_reverted']}"
+        + (" (asked for by an operator)" if reorg["cause"] == "operator" else "")
     )
     return "\n".join(lines)
 

@@ -103,6 +103,7 @@ def test_status_reports_checkpoint_head_lag_contracts_events_and_last_reorg(
     )
     reorg = after["last_reorg"]
     assert (reorg["fork_block"], reorg["depth"]) == (fork, head - fork)
+    assert reorg["cause"] == "operator", "a rewind asked for is not a reorg of the chain"
     assert after["committed_ranges"] == [[live.chain.factory_block, fork]]
     remaining = asyncio.run(_counts(database_url))
     reverted = sum(counts[k] - remaining[k] for k in RAW_KINDS)
@@ -112,7 +113,9 @@ def test_status_reports_checkpoint_head_lag_contracts_events_and_last_reorg(
     table = _cli(database_url, live, "status").stdout
     assert f"lag (blocks)       {new_head - fork}" in table
     assert f"indexed block      {fork}" in table
-    assert f"fork {fork} depth {head - fork}" in table
+    assert f"last rewind        {reorg['detected_at']} to block {fork}" in table
+    assert "(asked for by an operator)" in table
+    assert f"to block {fork} depth {head - fork}" in table
 
 
 async def _add_backend_rows(url: str, master_id: bytes) -> uuid.UUID:

@@ -23,7 +23,7 @@ _COUNTS = " union all ".join(
 )
 
 _LAST_REORG = """
-select detected_at, fork_block, depth, events_reverted from indexer_reorgs
+select detected_at, fork_block, depth, events_reverted, cause from indexer_reorgs
 where chain_id = $1 order by id desc limit 1
 """
 
@@ -34,6 +34,7 @@ class LastReorg:
     fork_block: int
     depth: int
     events_reverted: int
+    cause: str  # "chain" (a reorg) or "operator" (a rewind asked for)
 
 
 async def event_counts(pool: asyncpg.Pool, chain_id: int) -> dict[str, int]:

@@ -323,11 +323,13 @@ class Store:
         old_head: bytes | None,
         expected: Checkpoint | None = None,
         fence: Fence | None = None,
+        cause: str = "chain",
     ) -> Reverted:
         """Undo everything above `fork` and move the checkpoint there (reorg or operator).
 
         With `expected`, refused (IndexMoved) unless the checkpoint is still that one: a
-        follower never undoes what another writer committed after it looked."""
+        follower never undoes what another writer committed after it looked. `cause` is
+        "chain" (a reorg) or "operator" (the rewind command)."""
         async with (
             database_errors(f"rewinding to block {fork.number}"),
             connection(self.pool) as conn,
@@ -343,13 +345,14 @@ class Store:
             await conn.execute(_SET_CHECKPOINT, self.chain_id, fork.number, fork.hash)
             await conn.execute(
                 "insert into indexer_reorgs (chain_id, fork_block, depth, old_head_hash, "
-                "new_head_hash, events_reverted) values ($1, $2, $3, $4, $5, $6)",
+                "new_head_hash, events_reverted, cause) values ($1, $2, $3, $4, $5, $6, $7)",
                 self.chain_id,
                 fork.number,
                 (stored.number - fork.number) if stored else 0,
                 old_head,
                 fork.hash,
                 reverted.raw_rows,
+                cause,
             )
             await notify_reorg(
                 conn,

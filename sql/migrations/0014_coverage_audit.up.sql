@@ -54,6 +54,10 @@ create table indexer_discrepancies (
 create index indexer_discrepancies_chain_id_detected_at_idx
     on indexer_discrepancies (chain_id, detected_at);
 
+-- A rewind an operator asked for is not a reorg of the chain: say which it was.
+alter table indexer_reorgs add column cause text not null default 'chain'
+    check (cause in ('chain', 'operator'));
+
 alter table indexer_coverage owner to audifi_owner;
 alter table indexer_ledger owner to audifi_owner;
 alter table indexer_audit owner to audifi_owner;
