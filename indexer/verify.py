@@ -35,6 +35,8 @@ from indexer.tables import TABLE_OF_EVENT
 OWNER_OF = bytes.fromhex("6352211e")  # ownerOf(uint256); reverts for a burned token
 BALANCE_OF = bytes.fromhex("70a08231")  # balanceOf(address)
 DIFFERENCES_EXIT_CODE = 3  # 0: the index agrees; 1: could not verify; 2: usage
+# An eth_call to an address without code answers nothing: the contract is not there (yet).
+_NO_CODE = "no contract there at that block (not deployed yet)"
 
 StoredRows = dict[str, BlockRows]  # table -> (block, hash) -> rows
 
@@ -63,8 +65,9 @@ class Report:
         )
         return (
             f"verify {self.from_block}..{self.to_block}: {found} "
-            f"({self.to_block - self.from_block + 1} blocks, {self.events} events, "
-            f"{self.tokens} NFT owners and {self.balances} balances at block {self.state_block})"
+            f"({self.to_block - self.from_block + 1} blocks, {self.events} events; "
+            f"{self.tokens} NFT owners and {self.balances} balances compared at block "
+            f"{self.state_block}, the block the stored state stands for)"
         )
 
 
@@ -267,7 +270,7 @@ async def _owner_differences(
     )
     found: list[str] = []
     for (address, token), answer in zip(nfts, answers, strict=True):
-        chain = "burned" if answer is None else _address(answer)
+        chain = "burned" if answer is None else _address(answer) if answer else _NO_CODE
         row = owners[(address, token)]
         have = "no master_nfts row" if row is None else _stored_owner(*row)
         if have != chain:
@@ -291,6 +294,9 @@ async def _balance_differences(
     for (token, holder), answer in zip(holdings, answers, strict=True):
         if answer is None:
             found.append(f"coin 0x{token.hex()}: balanceOf(0x{holder.hex()}) reverted")
+            continue
+        if not answer:
+            found.append(f"coin 0x{token.hex()}: balanceOf at block {block}: {_NO_CODE}")
             continue
         chain = int.from_bytes(answer, "big")
         if balances[(token, holder)] != chain:

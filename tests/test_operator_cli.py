@@ -218,3 +218,31 @@ def test_a_daemon_catching_up_logs_its_progress(database_url: str, tmp_path: Pat
                 what="the catch-up's last progress line",
             )
     assert all({"blocks_per_s", "logs", "eta_s", "total_blocks"} <= line.keys() for line in lines)
+
+
+def test_verify_says_a_contract_is_not_there_yet_rather_than_owner_0x(
+    database_url: str, live: LiveChain
+) -> None:
+    """The index stands at a block before the last master was deployed; verify over the
+    whole chain asks ownerOf of its tokens at that block, where it has no code yet."""
+    last = max(m.block for m in live.workload.masters)
+    first = live.chain.factory_block
+    indexed = run_cli(
+        database_url,
+        live.chain,
+        "backfill",
+        "--from-block",
+        str(first),
+        "--to-block",
+        str(last - 1),
+        "--no-audit",
+    )
+    assert indexed.returncode == 0, indexed.stderr
+    result = run_cli(
+        database_url, live.chain, "verify", "--from-block", str(first), "--to-block", str(last + 3)
+    )
+    assert result.returncode == 3, result.stderr
+    lines = result.stdout.splitlines()
+    assert any("no contract there at that block (not deployed yet)" in line for line in lines)
+    assert not any(line.endswith("says 0x") for line in lines), lines
+    assert f"compared at block {last - 1}, the block the stored state stands for" in lines[-1]

@@ -78,7 +78,7 @@ def test_a_correct_index_has_no_differences_and_verify_writes_nothing(
     lines = result.stdout.splitlines()
     assert len(lines) == 1, result.stdout
     assert lines[0].startswith(f"verify 0..{head}: no differences ("), lines[0]
-    assert f"at block {head})" in lines[0]
+    assert f"compared at block {head}, the block the stored state stands for)" in lines[0]
     json_lines(result.stderr)
     assert asyncio.run(snapshot(index_url)) == before
 
