@@ -30,6 +30,14 @@ async def _indexed_rows(url: str) -> int:
         await conn.close()
 
 
+async def _largest_balance(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("select max(balance) from token_holders"))
+    finally:
+        await conn.close()
+
+
 def test_demo_indexes_live_activity_and_sigterm_leaves_nothing_behind(
     empty_database_url: str,
 ) -> None:
@@ -45,19 +53,28 @@ def test_demo_indexes_live_activity_and_sigterm_leaves_nothing_behind(
         text=True,
     )
     pids: list[int] = []
+    printed: list[str] = []
     try:
         assert demo.stdout is not None
         for line in demo.stdout:
+            printed.append(line.rstrip("\n"))
             pids += [int(p) for p in re.findall(r"pid (\d+)", line)]
             if "simulating activity" in line:
                 break
         assert len(pids) == 2, "the demo names its anvil and indexer PIDs"
+        # Commands to paste, not placeholders; the daemon's own lines go to its log file.
+        psql = '  psql "$AUDIFI_DATABASE_URL" -c \'select'
+        assert any(line.startswith(psql) for line in printed), printed
+        assert any(line.endswith(".venv/bin/audifi-indexer status") for line in printed)
+        assert all(line.startswith(("[demo] ", "  ")) for line in printed), printed
         wait_until(
             lambda: asyncio.run(_indexed_rows(empty_database_url)) > 0,
             timeout=60,
             what="the demo's indexer to write rows",
             every=0.2,
         )
+        # Realistic amounts (18 decimals), not the tests' edge-of-uint256 first mints.
+        assert asyncio.run(_largest_balance(empty_database_url)) < 10**30
         demo.send_signal(signal.SIGTERM)
         assert wait_exit(demo, 30) == 0
     finally:
