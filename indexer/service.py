@@ -236,6 +236,7 @@ async def metrics_served(settings: Settings) -> AsyncIterator[None]:
     """/metrics (and the health endpoints) for a one-shot command such as a backfill, so
     that its progress gauges can be scraped; a port already taken (a daemon on the same
     host) is a warning, not a failure of the command."""
+    metrics.BUILD_INFO.info({"version": __version__})
     try:
         runner = await serve(
             Health(None, max_lag_blocks=0), host=settings.metrics_host, port=settings.metrics_port

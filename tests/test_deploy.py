@@ -42,7 +42,7 @@ JOB = "audifi-indexer"  # Prometheus job: compose scrape config and the k8s Serv
 METRICS_PORT = 9108
 K8S_MIN_VERSION = "1.29"
 K8S_TEMPLATES = {"secret.example.yaml", "backfill-job.yaml"}  # not applied by kustomize
-CRD_KINDS = {"ServiceMonitor"}
+CRD_KINDS = {"ServiceMonitor", "PodMonitor"}
 # The CREATE address of anvil's first dev account (test mnemonic) at nonce 0.
 ANVIL_ACCOUNT_0 = "f39fd6e51aad88f6f4ce6ab8827279cfffb92266"
 
@@ -459,6 +459,13 @@ def test_jobs_migrate_and_backfill() -> None:
     assert args[0] == "backfill" and "--from-block" in args and "--to-block" in args
     start, end = int(args[args.index("--from-block") + 1]), int(args[args.index("--to-block") + 1])
     assert start <= end
+    # Its progress gauges are scraped while it runs: a PodMonitor on its pod's metrics port.
+    (monitor,) = [doc for doc in k8s_docs()["backfill-job.yaml"] if doc["kind"] == "PodMonitor"]
+    pod_labels = backfill["spec"]["template"]["metadata"]["labels"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert endpoint["port"] == "metrics" and ports["metrics"] == METRICS_PORT
 
 
 # --- docker-compose -----------------------------------------------------------------

@@ -194,3 +194,21 @@ def test_other_libraries_log_no_traceback_below_debug_and_say_repeats_once(
     assert again.getMessage() == f"{floor} (and 1 more like it since the last line)"
     kept = record(floor)
     assert logs.Quieter(tracebacks=True).filter(kept) and kept.exc_info is not None
+
+
+def test_a_command_waiting_on_a_node_that_does_not_answer_says_so_as_it_waits(
+    database_url: str, live: LiveChain
+) -> None:
+    """`status` against a closed port retries before it gives up: the operator sees a
+    warning naming the node at once (one line per interval, not one per retry), then
+    the error; it used to print nothing until the end."""
+    env = {**_env(database_url, live), "AUDIFI_RPC_URL": "http://127.0.0.1:1/"}
+    result = subprocess.run(
+        [*INDEXER, "status"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1, result.stderr
+    *logged, last = result.stderr.splitlines()
+    retries = [r for r in json_lines("\n".join(logged)) if r["event"] == "rpc_retry"]
+    assert len(retries) == 1 and retries[0]["level"] == "warning", retries
+    assert "127.0.0.1:1: cannot connect" in retries[0]["error"]
+    assert last.startswith("error: posting to the node at 127.0.0.1:1: cannot connect")
