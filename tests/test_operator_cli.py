@@ -27,6 +27,15 @@ def live() -> Iterator[LiveChain]:
         yield chain
 
 
+def _through(
+    database_url: str, live: LiveChain, proxy_url: str, port: int, **extra: str
+) -> dict[str, str]:
+    """The daemon's environment, with its node behind `proxy_url` and metrics on `port`."""
+    return indexer_env(
+        database_url, live.chain, AUDIFI_RPC_URL=proxy_url, AUDIFI_METRICS_PORT=str(port), **extra
+    )
+
+
 def test_metrics_port_0_logs_the_port_it_bound(
     database_url: str, live: LiveChain, tmp_path: Path
 ) -> None:
@@ -63,11 +72,11 @@ def test_readyz_names_the_dependency_a_failing_step_failed_on_and_recovery_is_lo
     ready = f"http://127.0.0.1:{port}/readyz"
     log = tmp_path / "daemon.log"
     with proxies_on_a_thread(live.chain.url) as (thread, [proxy]):
-        env = indexer_env(
+        env = _through(
             database_url,
-            live.chain,
-            AUDIFI_RPC_URL=proxy.url,
-            AUDIFI_METRICS_PORT=str(port),
+            live,
+            proxy.url,
+            port,
             AUDIFI_RPC_MAX_RETRIES="0",
             AUDIFI_AUDIT="false",
         )
@@ -105,9 +114,7 @@ def test_sigterm_while_the_node_does_not_answer_stops_at_once(
         [proxy],
     ):
         thread.call(lambda: proxy.script(Fault.READ_TIMEOUT, times=1_000))
-        env = indexer_env(
-            database_url, live.chain, AUDIFI_RPC_URL=proxy.url, AUDIFI_METRICS_PORT=str(port)
-        )
+        env = _through(database_url, live, proxy.url, port)
         with running_indexer(["run"], env, log_path=str(log)) as daemon:
             answer = wait_until(lambda: get(ready), timeout=60, what="/readyz to answer")
             assert answer == (503, "waiting for the database and the node\n")
@@ -125,11 +132,11 @@ def test_while_the_node_is_down_the_head_is_unknown_not_caught_up(
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with proxies_on_a_thread(live.chain.url) as (thread, [proxy]):
-        env = indexer_env(
+        env = _through(
             database_url,
-            live.chain,
-            AUDIFI_RPC_URL=proxy.url,
-            AUDIFI_METRICS_PORT=str(port),
+            live,
+            proxy.url,
+            port,
             AUDIFI_RPC_MAX_RETRIES="0",
         )
         with running_indexer(["run"], env, log_path=str(tmp_path / "daemon.log")):
@@ -176,11 +183,11 @@ def test_a_backfill_serves_its_progress_gauges(
     slow = FaultSettings(slow_s=0.2)
     with proxies_on_a_thread(live.chain.url, settings=slow) as (thread, [proxy]):
         thread.call(lambda: proxy.randomize(1.0, [Fault.SLOW]))  # a backfill of some seconds
-        env = indexer_env(
+        env = _through(
             database_url,
-            live.chain,
-            AUDIFI_RPC_URL=proxy.url,
-            AUDIFI_METRICS_PORT=str(port),
+            live,
+            proxy.url,
+            port,
             AUDIFI_BATCH_MAX_LOGS="20",
         )
         span = ["--from-block", str(live.chain.factory_block), "--to-block", str(live.head())]
