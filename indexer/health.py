@@ -49,10 +49,17 @@ class Health:
         self.standby_of: str | None = None  # the leader's name while this replica stands by
         self.stalled: str | None = None  # why, while the watchdog finds progress stalled
         self.head_read_at = time.monotonic()  # when the node's head was last read
-        metrics.HEAD_AGE_SECONDS.set_function(lambda: time.monotonic() - self.head_read_at)
+        metrics.HEAD_AGE_SECONDS.set_function(self._head_age)
         for gauge in _MEASURED:
             gauge.set(math.nan)
         metrics.UP.set(0)
+
+    def _head_age(self) -> float:
+        """Only a process that follows reads the head: elsewhere (a standby, a backfill,
+        before the database and node answer) its age is unknown."""
+        if self.store is None or self.standby_of is not None:
+            return math.nan
+        return time.monotonic() - self.head_read_at
 
     def failed(self, error: BaseException) -> None:
         """The last step failed: not ready, saying on what, until one succeeds."""

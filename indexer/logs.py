@@ -40,6 +40,7 @@ class Quieter(logging.Filter):
     into the next one that is printed, not printed itself."""
 
     REPEAT_SECONDS = 30.0
+    MAX_KEPT = 1_000
 
     def __init__(self, *, tracebacks: bool) -> None:
         super().__init__()
@@ -48,7 +49,11 @@ class Quieter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.tracebacks:
+            if record.exc_info and record.exc_info[1] is not None:  # keep what it was
+                record.msg = f"{record.msg}: {record.exc_info[1]!r}"
             record.exc_info = record.exc_text = record.stack_info = None
+        if len(self._seen) > self.MAX_KEPT:  # messages that embed ids never repeat
+            self._seen.clear()
         key = (record.name, str(record.msg))
         now = time.monotonic()
         printed_at, repeats = self._seen.get(key, (-math.inf, 0))

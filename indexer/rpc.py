@@ -179,7 +179,9 @@ class RpcClient:
         self._max_retries = max_retries
         self._session: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
-        self._latency = 0.05  # a moving average of answered requests, seconds
+        # A moving average of answered requests' latency per kind (a method, or "batch"):
+        # a cheap eth_blockNumber must not make a heavy eth_getLogs batch look slow.
+        self._latency: dict[str, float] = {}
 
     async def __aenter__(self) -> RpcClient:
         return self
@@ -296,7 +298,7 @@ class RpcClient:
         method = calls[0][0] if len(calls) == 1 else "batch"
         started = time.perf_counter()
         try:
-            payload = await self._post(endpoint.url, body)
+            payload = await self._post(endpoint.url, body, method)
             results = _unpack(payload, ids, calls, reverts_as_results=reverts_as_results)
             self._check_reached(endpoint, calls, results, min_block)
         except EndpointBehind:
@@ -336,33 +338,35 @@ class RpcClient:
         if self._endpoints.another_has(endpoint, block):
             raise EndpointBehind(f"node {endpoint.index} lacks block {block}")
 
-    async def _post(self, url: str, body: bytes) -> Any:
-        """POST, hedged: a request still unanswered well after the usual latency is sent
-        once more, and the first answer wins (every call is a read, so asking twice is
-        safe). A node that hangs one request in a hundred then costs a short delay, not
-        the client timeout."""
-        first = asyncio.ensure_future(self._post_once(url, body))
+    async def _post(self, url: str, body: bytes, kind: str) -> Any:
+        """POST, hedged: a request still unanswered well after the usual latency of its
+        kind is sent once more, and the first answer wins (every call is a read, so
+        asking twice is safe). A node that hangs one request in a hundred then costs a
+        short delay, not the client timeout."""
+        first = asyncio.ensure_future(self._post_once(url, body, kind))
         second: asyncio.Future[Any] | None = None
         try:
-            done, _ = await asyncio.wait({first}, timeout=self._hedge_after())
+            done, _ = await asyncio.wait({first}, timeout=self._hedge_after(kind))
             if done:
                 return first.result()
             metrics.RPC_HEDGED.inc()
-            second = asyncio.ensure_future(self._post_once(url, body))
+            second = asyncio.ensure_future(self._post_once(url, body, kind))
             return await _first_answer(first, second)
         finally:  # the loser, or both when the caller is cancelled
             first.cancel()
             if second is not None:
                 second.cancel()
 
-    def _hedge_after(self) -> float:
-        typical = max(_HEDGE_MIN_S, _HEDGE_FACTOR * self._latency)
+    def _hedge_after(self, kind: str) -> float:
+        typical = max(_HEDGE_MIN_S, _HEDGE_FACTOR * self._latency.get(kind, _HEDGE_MIN_S))
         return min(typical, self._timeout.total or typical)
 
-    async def _post_once(self, url: str, body: bytes) -> Any:
+    async def _post_once(self, url: str, body: bytes, kind: str) -> Any:
         started = time.perf_counter()
         payload = await self._exchange(url, body)
-        self._latency += _LATENCY_WEIGHT * (time.perf_counter() - started - self._latency)
+        elapsed = time.perf_counter() - started
+        average = self._latency.get(kind, elapsed)
+        self._latency[kind] = average + _LATENCY_WEIGHT * (elapsed - average)
         return payload
 
     async def _exchange(self, url: str, body: bytes) -> Any:
@@ -412,8 +416,9 @@ async def _first_answer(first: asyncio.Future[Any], second: asyncio.Future[Any])
     pending = {first, second}
     while pending:
         done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        for future in done:
-            if future.exception() is None:
+        failed = [f.exception() for f in done]  # every error retrieved, winner or not
+        for future, error in zip(done, failed, strict=True):
+            if error is None:
                 return future.result()
     first.result()  # both failed: raise the first request's error
     raise AssertionError("unreachable: a failed future raises")
@@ -429,6 +434,8 @@ def _transport(error: BaseException) -> str:
     """A transport error in words, without aiohttp's repeat of the host and its ssl:default."""
     if isinstance(error, TimeoutError):
         return "no answer within the timeout (AUDIFI_RPC_TIMEOUT)"
+    if isinstance(error, aiohttp.ClientSSLError):
+        return f"TLS: {error.os_error}"
     if isinstance(error, aiohttp.ClientConnectorDNSError):
         return "no such host (DNS)"
     if isinstance(error, aiohttp.ClientConnectorError):

@@ -280,12 +280,13 @@ async def run_daemon(settings: Settings) -> None:
     stopping = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not work.done():
-            # Stopped. Following, the follower finishes a write in flight and returns;
-            # still connecting (a node or database that does not answer), nothing is lost.
-            grace = 0.0 if health.store is None else STOP_GRACE_SECONDS + 1.0
-            await asyncio.wait({work}, timeout=grace)
-        if not work.done():
+        if not work.done() and health.store is not None:
+            # Stopped while connected: the follower finishes a write in flight (its own
+            # waits are bounded), hands its lease back and returns.
+            await work
+        elif not work.done():
+            # Stopped while still connecting (a node or database that does not answer):
+            # nothing is written yet, nothing is lost.
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
         else:
@@ -433,11 +434,12 @@ async def _follow_guarded(
     finally:
         stopping.set()
         relay.cancel()
-        # A guard in a long request (a node that hangs) must not hold up the stop.
-        await asyncio.wait(guards, timeout=STOP_GRACE_SECONDS)
-        for guard in guards:
-            guard.cancel()
-        ended = await asyncio.gather(*guards, return_exceptions=True)
+        try:  # a guard in a long request (a node that hangs) must not hold up the stop
+            await asyncio.wait(guards, timeout=STOP_GRACE_SECONDS)
+        finally:
+            for guard in guards:
+                guard.cancel()
+            ended = await asyncio.gather(*guards, return_exceptions=True)
     for outcome in ended:
         if isinstance(outcome, Exception):
             raise outcome

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -88,6 +89,15 @@ class Pipeline:
     def registry(self, position: Position) -> Registry:
         """The factory and every child the index has committed."""
         return Registry(self.factory, position.contracts)
+
+    @contextmanager
+    def writing_transaction(self) -> Iterator[None]:
+        """Around every write transaction: a stop waits for those in flight (`writing`)."""
+        self.writing += 1
+        try:
+            yield
+        finally:
+            self.writing -= 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,17 +291,15 @@ async def commit(
             ledger=prepared.ledger,
             heal=heal,
         )
-        p.writing += 1
         try:
-            committed = await p.store.commit(batch)
+            with p.writing_transaction():
+                committed = await p.store.commit(batch)
         except MissingHeaders as e:
             if attempt == 2:
                 raise
             missing = e.numbers
         else:
             missing = frozenset()
-        finally:
-            p.writing -= 1
         if missing:
             more = await p.source.headers(missing)
             headers = {**headers, **{n: h for n, h in more.items() if h is not None}}
@@ -374,9 +382,10 @@ async def _handle_reorg(p: Pipeline, checkpoint: Checkpoint, head: int) -> StepR
     """Walk back to the common ancestor and undo everything above it, unless another
     writer moved the checkpoint meanwhile (then the step runs again)."""
     fork = await find_fork(p.source, p.store, checkpoint)
-    reverted = await p.store.rewind(
-        fork, old_head=checkpoint.hash, expected=checkpoint, fence=p.fence
-    )
+    with p.writing_transaction():
+        reverted = await p.store.rewind(
+            fork, old_head=checkpoint.hash, expected=checkpoint, fence=p.fence
+        )
     depth = checkpoint.number - fork.number
     metrics.REORGS.inc()
     metrics.REORG_DEPTH.observe(depth)

@@ -191,7 +191,9 @@ def test_other_libraries_log_no_traceback_below_debug_and_say_repeats_once(
     now[0] += 30
     again = record(floor)
     assert quieter.filter(again)
-    assert again.getMessage() == f"{floor} (and 1 more like it since the last line)"
+    failure = "ConnectionRefusedError('connect call failed')"  # kept, without the traceback
+    assert first.getMessage() == f"{floor}: {failure}"
+    assert again.getMessage() == f"{floor}: {failure} (and 1 more like it since the last line)"
     kept = record(floor)
     assert logs.Quieter(tracebacks=True).filter(kept) and kept.exc_info is not None
 
