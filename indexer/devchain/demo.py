@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,12 +41,14 @@ def demo_database() -> Iterator[str]:
     if configured:
         yield configured
         return
-    try:
-        from pgserver import get_server  # type: ignore[attr-defined]
-    except ImportError:
-        sys.exit("no AUDIFI_DATABASE_URL and the embedded server is missing: make install")
     DEMO_DIR.mkdir(exist_ok=True)
-    server: Any = get_server(DEMO_DIR / "pgdata", cleanup_mode="stop")
+    with warnings.catch_warnings():  # its platform-directory notices are not the demo's
+        warnings.simplefilter("ignore")
+        try:
+            from pgserver import get_server  # type: ignore[attr-defined]
+        except ImportError:
+            sys.exit("no AUDIFI_DATABASE_URL and the embedded server is missing: make install")
+        server: Any = get_server(DEMO_DIR / "pgdata", cleanup_mode="stop")
     try:
         # Each demo is a new chain: start from an empty database every time, and say so.
         _say("embedded PostgreSQL under .demo/pgdata: database audifi_demo made anew")
