@@ -47,7 +47,18 @@ class Reverted:
 
 
 _FATAL_CODES = {-32600, -32601, -32602}
-_NOT_THERE_YET = ("beyond current head", "unknown block", "header not found", "block not found")
+# Refusals that mean "this node does not have that block (yet)": a replica behind, or a
+# node in the middle of a reorg (anvil: "BlockOutOfRangeError: block height is 13 but
+# requested was 16"). Waited out, never fatal, whatever the code.
+_NOT_THERE_YET = (
+    "beyond current head",
+    "unknown block",
+    "header not found",
+    "block not found",
+    "blockoutofrange",
+    "block out of range",
+    "block height is",
+)
 # Between attempts of one request: a transient fault (a reset, a 502) is usually gone at
 # once, so the first retry comes quickly; repeated failures back off to the cap.
 _RETRY_BACKOFF = BackoffPolicy(base=0.02, cap=10.0)

@@ -342,6 +342,7 @@ def test_a_limit_message_is_a_range_limit_only_for_eth_get_logs() -> None:
         "Unknown block",
         "block not found",
         "requested block is beyond current head",
+        "BlockOutOfRangeError: block height is 13 but requested was 16",
     ],
 )
 def test_a_block_the_node_lacks_is_not_ready(message: str) -> None:
@@ -649,3 +650,13 @@ def test_blooms_are_taken_from_the_headers_that_carry_one() -> None:
         {"number": "0xc", "logsBloom": None},
     ]
     assert _blooms(raws) == {10: bloom}
+
+
+def test_a_node_mid_reorg_refusing_get_logs_beyond_its_height_is_not_ready_not_fatal() -> None:
+    """anvil during a reorg answers -32602 (invalid params, otherwise fatal) for a range
+    above the height it has at that instant: the block comes back, so it is waited out."""
+    message = "BlockOutOfRangeError: block height is 13 but requested was 16"
+    with pytest.raises(NotReady):
+        rpc._result(
+            failure(-32602, message), "eth_getLogs", [{"fromBlock": "0xc", "toBlock": "0x10"}]
+        )
