@@ -6,7 +6,6 @@ and announced, so that a backfill and a daemon end equal to the chain."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +36,7 @@ from tests.helpers.chainstate import (
     reference_database,
     snapshot,
 )
+from tests.helpers.events import checked
 from tests.helpers.faults import Fault, FaultSettings
 from tests.helpers.livechain import Activity, LiveChain, sparse_chain
 from tests.helpers.nodes import LoopThread, Tamper
@@ -144,7 +144,7 @@ async def test_a_heal_is_announced_on_notify_in_its_transaction(
 ) -> None:
     heard: list[dict[str, Any]] = []
     listener = await asyncpg.connect(database_url)
-    await listener.add_listener(CHANNEL, lambda *args: heard.append(json.loads(args[3])))
+    await listener.add_listener(CHANNEL, lambda *args: heard.append(checked(args[3])))
     try:
         async with Tamper(live.chain.url) as node:
             # The first answer with logs is discovery's (the factory's only); the second

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
@@ -20,6 +19,7 @@ from indexer.step import Outcome, Pipeline, follow_step
 from indexer.store.notify import CHANNEL
 from tests.helpers.chain import Chain, settings_for
 from tests.helpers.chainstate import mismatches, oracle
+from tests.helpers.events import checked
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ async def test_notify_carries_mints_and_transfers_after_commit(
     got_transfer = asyncio.Event()
 
     def on_notify(*args: object) -> None:
-        payload = json.loads(str(args[3]))
+        payload = checked(str(args[3]))
         received.append(payload)
         if payload["type"] == "nft.transfer":
             got_transfer.set()

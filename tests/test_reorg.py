@@ -50,6 +50,7 @@ from tests.helpers.chain import (
     wait_exit,
 )
 from tests.helpers.chainstate import mismatches, oracle, snapshot
+from tests.helpers.events import checked
 from tests.helpers.polling import eventually
 from tests.helpers.proxy import RpcProxy
 from tests.helpers.reorgs import (
@@ -195,13 +196,14 @@ async def test_live_reorg_is_undone_and_the_new_branch_indexed(
     dev = _chain(devchains, seed=depth, blocks=depth + 4)
     notices: list[dict[str, Any]] = []
     listener = await asyncpg.connect(database_url)
-    await listener.add_listener(CHANNEL, lambda *a: notices.append(orjson.loads(a[3])))
+    await listener.add_listener(CHANNEL, lambda *a: notices.append(checked(a[3])))
     try:
         async with open_pipeline(settings_for(database_url, dev.chain)) as p:
             await ensure_checkpoint(p)
             await sync(p)
             head = block_number(dev.rpc)
             before = await snapshot(database_url)
+            seen_seq = await _last_seq(database_url)
             counted = _metric("reorgs_total"), _metric("reorg_depth_blocks_sum")
             pairs = dev.activity.replacements(depth, txs=min(depth, 6))
             pairs[0] = (pairs[0][0], 0)  # the first replaced block changes: the fork is exact
@@ -217,6 +219,7 @@ async def test_live_reorg_is_undone_and_the_new_branch_indexed(
     reorgs = await fetch(database_url, "select fork_block, depth from indexer_reorgs")
     assert [(r["fork_block"], r["depth"]) for r in reorgs] == [(head - depth, depth)]
     assert _reorg_notice(notices)["forkBlock"] == head - depth
+    assert await _stale_not_announced(database_url, before, seen_seq) == set()
     assert (_metric("reorgs_total"), _metric("reorg_depth_blocks_sum")) == (
         counted[0] + 1,
         counted[1] + depth,
@@ -226,6 +229,51 @@ async def test_live_reorg_is_undone_and_the_new_branch_indexed(
 
 def _metric(name: str) -> float:
     return REGISTRY.get_sample_value(f"{metrics.PREFIX}_{name}") or 0.0
+
+
+async def _last_seq(url: str) -> int:
+    rows = await fetch(url, "select coalesce(max(seq), 0) as seq from indexer_changes")
+    return int(rows[0]["seq"])
+
+
+async def _stale_not_announced(
+    url: str, before: dict[str, list[tuple[Any, ...]]], seen_seq: int
+) -> set[tuple[str, ...]]:
+    """The NFTs and coin balances that changed since `before` but that a backend reading
+    the change log on from `seen_seq` would not re-read: the removals' `invalidates`
+    lists, plus the rows in the blocks of every batch after them (sql/EVENTS.md)."""
+    after = await snapshot(url)
+
+    def keys(table: str) -> set[tuple[str, ...]]:
+        changed = set(before[table]) ^ set(after[table])
+        return {
+            (
+                "0x" + bytes(r[1]).hex(),
+                str(r[2]) if table == "master_nfts" else "0x" + bytes(r[2]).hex(),
+            )
+            for r in changed
+        }
+
+    stale = keys("master_nfts") | keys("token_holders")
+    changes = await fetch(url, "select * from indexer_changes where seq > $1", seen_seq)
+    assert any(c["kind"] == "reorg" for c in changes)
+    for change in changes:
+        if change["invalidates"] is not None:
+            listed = orjson.loads(change["invalidates"])
+            assert listed["complete"]
+            stale -= {tuple(k) for k in listed["nfts"] + listed["coinHolders"]}
+        rows = await fetch(
+            url,
+            "select '0x' || encode(contract_address, 'hex') as a, token_id::text as b "
+            "from nft_transfers where block_number between $1 and $2 union "
+            "select '0x' || encode(token_address, 'hex'), '0x' || encode(h, 'hex') "
+            "from token_transfers, lateral (values (from_address), (to_address)) v(h) "
+            "where block_number between $1 and $2",
+            change["from_block"],
+            change["to_block"],
+        )
+        stale -= {(r["a"], r["b"]) for r in rows}
+    return stale
 
 
 def _reorg_notice(notices: list[dict[str, Any]]) -> dict[str, Any]:

@@ -182,12 +182,68 @@ group by c.distributor_address, c.holder_address;
 """
 
 
+# A revert of more than this many keys of one kind says "complete": false instead of listing
+# them all: a listener then drops everything of the chain above the first removed block.
+INVALIDATION_CAP = 10_000
+
+# What the backend must drop from its caches, read before the rows go (the change log's
+# `invalidates`, sql/migrations/0016): keys as 0x-hex and decimal text, sorted.
+_INVALIDATES = """
+with nfts as (select distinct contract_address, token_id from touched_nfts),
+holders as (select distinct token_address, holder_address from touched_holders),
+dividends as (
+    select distributor_address, dividend_id from touched_dividends
+    union
+    select e.distributor_address, e.dividend_id from dividend_events e
+    join orphaned o on e.block_number = o.block_number and e.block_hash = o.block_hash
+    where e.chain_id = $1),
+dividend_holders as (select distinct distributor_address, holder_address from touched_dividends),
+contracts as (
+    select a.address from master_contracts m
+    join orphaned o on m.block_number = o.block_number and m.block_hash = o.block_hash
+    cross join lateral (values (m.nft_address), (m.distributor_address)) as a(address)
+    where m.chain_id = $1
+    union
+    select t.token_address from artist_tokens t
+    join orphaned o on t.block_number = o.block_number and t.block_hash = o.block_hash
+    where t.chain_id = $1),
+masters as (
+    select m.master_id from master_contracts m
+    where m.chain_id = $1 and (m.nft_address in (select contract_address from nfts)
+        or m.distributor_address in (select distributor_address from dividends)
+        or m.nft_address in (select address from contracts)))
+select json_build_object(
+    'complete', greatest((select count(*) from nfts), (select count(*) from holders),
+        (select count(*) from dividends), (select count(*) from dividend_holders),
+        (select count(*) from contracts), (select count(*) from masters)) <= $2,
+    'nfts', (select coalesce(json_agg(json_build_array('0x' || encode(a, 'hex'), b::text)
+        order by a, b), '[]') from (select contract_address a, token_id b from nfts
+        order by 1, 2 limit $2) x),
+    'coinHolders', (select coalesce(json_agg(json_build_array('0x' || encode(a, 'hex'),
+        '0x' || encode(b, 'hex')) order by a, b), '[]') from (select token_address a,
+        holder_address b from holders order by 1, 2 limit $2) x),
+    'dividends', (select coalesce(json_agg(json_build_array('0x' || encode(a, 'hex'),
+        b::text) order by a, b), '[]') from (select distributor_address a, dividend_id b
+        from dividends order by 1, 2 limit $2) x),
+    'dividendHolders', (select coalesce(json_agg(json_build_array('0x' || encode(a, 'hex'),
+        '0x' || encode(b, 'hex')) order by a, b), '[]') from (select distributor_address a,
+        holder_address b from dividend_holders order by 1, 2 limit $2) x),
+    'contracts', (select coalesce(json_agg('0x' || encode(address, 'hex') order by address),
+        '[]') from (select address from contracts order by 1 limit $2) x),
+    'masters', (select coalesce(json_agg(master_id order by master_id), '[]')
+        from (select master_id from masters order by 1 limit $2) x))::text
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Reverted:
-    """What a revert removed."""
+    """What a revert removed, and (when it removed rows) what it made stale."""
 
     blocks: int
     raw_rows: int
+    first_block: int | None = None  # the lowest and highest block that held removed rows
+    last_block: int | None = None
+    invalidates: str | None = None  # JSON (see _INVALIDATES); None when no row was removed
 
 
 async def revert_above(conn: asyncpg.Connection, chain_id: int, fork_block: int) -> Reverted:
@@ -214,10 +270,13 @@ async def revert_blocks(
 
 
 async def _revert_orphaned(conn: asyncpg.Connection, chain_id: int) -> Reverted:
-    blocks = await conn.fetchval("select count(*) from orphaned")
+    blocks, first, last = await conn.fetchrow(
+        "select count(*), min(block_number), max(block_number) from orphaned"
+    ) or (0, None, None)
     await conn.execute(_COLLECT_NFTS, chain_id)
     await conn.execute(_COLLECT_HOLDERS, chain_id, ZERO_ADDRESS)
     await conn.execute(_COLLECT_DIVIDENDS, chain_id)
+    invalidates = await conn.fetchval(_INVALIDATES, chain_id, INVALIDATION_CAP)
     orphaned_masters = await conn.fetch(_ORPHANED_MASTERS, chain_id)
     raw_rows = 0
     for table in TABLE_NAMES:
@@ -232,7 +291,9 @@ async def _revert_orphaned(conn: asyncpg.Connection, chain_id: int) -> Reverted:
     await conn.execute(_DROP_UNTOUCHED_HOLDERS, chain_id)
     await conn.execute(_RECOUNT_COIN_SUPPLY, chain_id, ZERO_ADDRESS)
     await _recompute_dividends(conn, chain_id)
-    return Reverted(blocks=int(blocks), raw_rows=raw_rows)
+    if not raw_rows:
+        return Reverted(blocks=int(blocks), raw_rows=0)
+    return Reverted(int(blocks), raw_rows, first, last, invalidates)
 
 
 async def _recompute_dividends(conn: asyncpg.Connection, chain_id: int) -> None:

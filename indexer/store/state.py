@@ -20,9 +20,10 @@ from indexer.derive import StagedRows
 from indexer.errors import IndexMoved, LeaseHeld, MissingHeaders
 from indexer.ledger import Discrepancy, LedgerEntry
 from indexer.store import coverage
+from indexer.store.changes import Change, record_change
 from indexer.store.control import Fence, check_fence
 from indexer.store.db import connection, database_errors
-from indexer.store.notify import notify_batch, notify_discrepancy, notify_reorg
+from indexer.store.notify import notify_change, notify_rows
 from indexer.store.revert import Reverted, revert_above, revert_blocks
 from indexer.store.write import (
     displaced_contracts,
@@ -256,7 +257,6 @@ class Store:
             removed = reverted.raw_rows if reverted else 0
             added = sum(new_rows.values())
             await coverage.record_discrepancy(conn, self.chain_id, batch.heal, removed, added)
-            await notify_discrepancy(conn, batch.heal, rows_removed=removed, rows_added=added)
         checkpoint = advanced(
             before.checkpoint,
             from_block=batch.from_block,
@@ -266,13 +266,18 @@ class Store:
         )
         if checkpoint is not None:
             await self._move_checkpoint(conn, batch, checkpoint)
-        await notify_batch(
-            conn,
-            new_nft_transfers=new_rows["nft_transfers"],
-            new_coin_transfers=new_rows["token_transfers"],
-            from_block=batch.from_block,
-            to_block=batch.to_block,
+        change = Change(
+            self.chain_id,
+            "heal" if batch.heal else "batch",
+            batch.from_block,
+            batch.to_block,
+            new_rows,
+            reverted,
         )
+        if change.changed:
+            seq = await record_change(conn, change)
+            await notify_rows(conn, change, seq)
+            await notify_change(conn, change, seq, heal=batch.heal)
         if deploys or reverted:
             after = _position(await conn.fetch(_POSITION, self.chain_id))
         else:
@@ -354,11 +359,14 @@ class Store:
                 reverted.raw_rows,
                 cause,
             )
-            await notify_reorg(
-                conn,
-                fork_block=fork.number,
-                reverted_to_block=stored.number if stored else fork.number,
+            change = Change(
+                self.chain_id,
+                "rewind" if cause == "operator" else "reorg",
+                fork.number + 1,
+                max(fork.number + 1, stored.number if stored else 0),
+                reverted=reverted,
             )
+            await notify_change(conn, change, await record_change(conn, change))
         return reverted
 
 
@@ -392,6 +400,8 @@ async def forget_chain(pool: asyncpg.Pool, chain_id: int) -> Reverted:
         reverted = await revert_above(conn, chain_id, -1)
         for table in _FORGOTTEN:
             await conn.execute(f"delete from {table} where chain_id = $1", chain_id)
+        change = Change(chain_id, "forget", 0, reverted.last_block or 0, reverted=reverted)
+        await notify_change(conn, change, await record_change(conn, change))
     return reverted
 
 
