@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint bench contracts clean install tools image image-test
+.PHONY: demo test lint bench contracts drizzle clean install tools image image-test
 
 $(PY_STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
@@ -45,6 +45,11 @@ bench: install
 
 contracts: $(NODE_STAMP)
 	node indexer/devchain/compile.mjs
+
+# The backend's Drizzle schema (sql/drizzle/schema.ts, relations.ts), pulled from a fresh
+# database migrated by the project's runner; tests/test_drizzle.py fails when it is stale.
+drizzle: $(PY_STAMP) $(NODE_STAMP)
+	$(BIN)/python -m tests.drizzle
 
 # The container image (podman + debootstrap here; slow, not part of `make test`).
 image:
