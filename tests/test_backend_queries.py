@@ -298,7 +298,7 @@ def test_a_header_that_lies_is_refused(tmp_path: Path) -> None:
     good = QUERIES["coin_top_holders"].path.read_text()
     path = tmp_path / "coin_top_holders.sql"
     for bad, message in [
-        (good.replace("-- budget_ms: 5\n", ""), "lacks"),
+        (good.replace("-- budget_ms: 25\n", ""), "lacks"),
         (good.replace("$3 limit int", "$3 limit integer"), "bad parameter"),
         (good.replace("$2 token text", "$3 token text"), "bad parameter"),
         (good + "select 1;\n", "one statement"),

@@ -421,3 +421,33 @@ select array_agg(line order by line) from (
 async def catalog(conn: asyncpg.Connection) -> list[str]:
     """Every definition in the public schema, sorted."""
     return list(await conn.fetchval(_CATALOG))
+
+
+async def test_updated_at_is_kept_true_for_any_writer_and_free_for_the_indexer(
+    database_url: str,
+) -> None:
+    """0017: on the tables only the indexer writes, the updated_at trigger runs only when
+    the writer did not set updated_at itself (the indexer always does, in its upserts)."""
+    conn = await pg.connect(database_url)
+    try:
+        key = (1, b"\x01" * 20, b"\x02" * 20)
+        await conn.execute(
+            "insert into token_holders (chain_id, token_address, holder_address, balance, "
+            "updated_block, updated_at) values ($1, $2, $3, 5, 1, '2001-01-01Z')",
+            *key,
+        )
+        where = "where chain_id = $1 and token_address = $2 and holder_address = $3"
+        await conn.execute(f"update token_holders set balance = 6 {where}", *key)
+        bumped = await conn.fetchval(f"select updated_at from token_holders {where}", *key)
+        assert bumped > datetime(2020, 1, 1, tzinfo=UTC)  # not set by the writer: now()
+        await conn.execute(
+            f"update token_holders set balance = 7, updated_at = '2002-02-02Z' {where}", *key
+        )
+        kept = await conn.fetchval(f"select updated_at from token_holders {where}", *key)
+        assert kept == datetime(2002, 2, 2, tzinfo=UTC)  # set by the writer: its value
+        fillfactor = await conn.fetchval(
+            "select reloptions from pg_class where relname = 'token_holders'"
+        )
+        assert fillfactor == ["fillfactor=80"]
+    finally:
+        await conn.close()

@@ -218,7 +218,8 @@ from stage_dividend_claims
 group by chain_id, distributor_address, dividend_id
 on conflict (chain_id, distributor_address, dividend_id) do update set
     claimed_amount = t.claimed_amount + excluded.claimed_amount,
-    claims_count = t.claims_count + excluded.claims_count
+    claims_count = t.claims_count + excluded.claims_count,
+    updated_at = now()
 """
 
 _HOLDER_TOTALS = """
@@ -229,7 +230,8 @@ from stage_dividend_claims
 group by chain_id, distributor_address, holder_address
 on conflict (chain_id, distributor_address, holder_address) do update set
     claimed_amount = t.claimed_amount + excluded.claimed_amount,
-    claims_count = t.claims_count + excluded.claims_count
+    claims_count = t.claims_count + excluded.claims_count,
+    updated_at = now()
 """
 
 
@@ -259,10 +261,18 @@ async def stage(conn: asyncpg.Connection, staged: StagedRows) -> None:
 
 # Every stored raw row of the batch's transactions, found through the primary keys' prefix
 # (chain_id, tx_hash): a batch holds thousands of logs but only tens of transactions.
-_STORED_BY_TX = " union all ".join(
-    f"select tx_hash, log_index, block_number, block_hash from {table} "
-    "where chain_id = $1 and tx_hash = any($2::bytea[])"
-    for table in TABLE_NAMES
+# One index probe per (transaction, table) on the primary key's (chain_id, tx_hash)
+# prefix, whatever the tables' size: a nested loop over the batch's transactions, never
+# the `tx_hash = any(...)` scan a planner may turn parallel and sequential on big tables.
+_STORED_BY_TX = (
+    "select x.tx_hash, s.log_index, s.block_number, s.block_hash "
+    "from unnest($2::bytea[]) as x(tx_hash) cross join lateral ("
+    + " union all ".join(
+        f"select log_index, block_number, block_hash from {table} "
+        "where chain_id = $1 and tx_hash = x.tx_hash"
+        for table in TABLE_NAMES
+    )
+    + ") as s"
 )
 
 # A contract address exists once on the canonical chain: stored under another block than

@@ -1032,7 +1032,6 @@ export const tokenHolders = pgTable("token_holders", {
 	updatedAt: timestamp("updated_at", { withTimezone: true, mode: 'string' }).defaultNow().notNull(),
 }, (table) => [
 	index("token_holders_holder_idx").using("btree", table.chainId.asc().nullsLast().op("int8_ops"), table.holderAddress.asc().nullsLast().op("int8_ops")),
-	index("token_holders_top_idx").using("btree", table.chainId.asc().nullsLast().op("bytea_ops"), table.tokenAddress.asc().nullsLast().op("int8_ops"), table.balance.desc().nullsFirst().op("numeric_ops"), table.holderAddress.asc().nullsLast().op("numeric_ops")).where(sql`(balance > (0)::numeric)`),
 	primaryKey({ columns: [table.chainId, table.tokenAddress, table.holderAddress], name: "token_holders_pkey"}),
 	check("token_holders_chain_id_check", sql`chain_id > 0`),
 	check("token_holders_token_address_check", sql`octet_length(token_address) = 20`),

@@ -1,3 +1,2 @@
-drop index token_holders_top_idx;
 drop index master_nfts_live_owner_idx;
 drop index dividend_claims_token_idx;
