@@ -10,7 +10,7 @@ import orjson
 import structlog
 import typer
 
-from indexer import migrate, statusreport
+from indexer import metrics, migrate, statusreport
 from indexer.audit import AuditReport, audit_range
 from indexer.backfill import backfill
 from indexer.chain import Checkpoint
@@ -76,6 +76,7 @@ async def _backfill_and_audit(
     )
     if sys.stderr.isatty():
         sys.stderr.write("\n")
+    http_requests, rpc_calls = metrics.rpc_totals()
     log.info(
         "backfill_done",
         from_block=from_block,
@@ -84,6 +85,8 @@ async def _backfill_and_audit(
         events=done.events,
         elapsed_s=round(done.elapsed, 2),
         events_per_s=round(done.events / done.elapsed) if done.elapsed else 0,
+        http_requests=http_requests,
+        rpc_calls=rpc_calls,
     )
     if audit and settings.audit:
         await _audit(settings, p, from_block, to_block, heal=True)

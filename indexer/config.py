@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     rpc_timeout: float = Field(default=15.0, gt=0)
     rpc_max_retries: int = Field(default=8, ge=0)
     rpc_batch_size: int = Field(default=200, ge=1)
+    # The provider's known limit in JSON-RPC calls per second (a batch of k counts k), per
+    # URL; unset: learned from its 429s (indexer/ratelimit.py).
+    rpc_calls_per_second: float | None = Field(default=None, gt=0)
 
     chain_id: int | None = Field(default=None, ge=1)
     factory_address: str | None = None

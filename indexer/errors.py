@@ -20,9 +20,12 @@ class Fatal(IndexerError):
 class RpcUnavailable(Retryable):
     """The node did not answer usefully (timeout, reset, 429, 5xx, garbage)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, rate_limited: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.rate_limited = rate_limited  # "too many requests": slow down, not just retry
 
 
 class RpcError(Fatal):

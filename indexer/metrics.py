@@ -5,6 +5,7 @@ labels: never a block number, hash or address.
 """
 
 from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client.samples import Sample
 
 PREFIX = "audifi_indexer"
 
@@ -58,6 +59,9 @@ TIME_SPENT = Counter(
 RPC_REQUESTS = Counter(
     f"{PREFIX}_rpc_requests_total", "JSON-RPC calls by method and outcome.", ["method", "outcome"]
 )
+RPC_CALLS = Counter(
+    f"{PREFIX}_rpc_calls_total", "JSON-RPC calls sent to nodes (a batch of k counts k)."
+)
 RPC_LATENCY = Histogram(
     f"{PREFIX}_rpc_latency_seconds",
     "Latency of one HTTP round trip to the node (a batch counts once).",
@@ -65,6 +69,15 @@ RPC_LATENCY = Histogram(
 )
 RPC_RETRIES = Counter(
     f"{PREFIX}_rpc_retries_total", "Requests retried after a retryable fault.", ["reason"]
+)
+RPC_RATE_LIMITED = Counter(
+    f"{PREFIX}_rpc_rate_limited_total",
+    "Requests a node refused as too many (HTTP 429 or a rate-limit message).",
+)
+RPC_ALLOWED_RATE = Gauge(
+    f"{PREFIX}_rpc_allowed_calls_per_second",
+    "The call rate a rate-limited URL is paced at now, by its position in the settings.",
+    ["endpoint"],
 )
 RPC_HEDGED = Counter(
     f"{PREFIX}_rpc_hedged_total",
@@ -131,3 +144,15 @@ STALLED = Gauge(
     f"{PREFIX}_stalled",
     "1 while the checkpoint has not moved although the node's head is ahead (the watchdog).",
 )
+
+
+def rpc_totals() -> tuple[int, int]:
+    """(HTTP round trips, JSON-RPC calls) this process made to nodes so far: what a
+    provider bills or rate-limits, for the summary an operator reads at the end."""
+    round_trips = sum(s.value for s in _samples(RPC_LATENCY) if s.name.endswith("_count"))
+    calls = sum(s.value for s in _samples(RPC_CALLS) if s.name.endswith("_total"))
+    return int(round_trips), int(calls)
+
+
+def _samples(metric: Counter | Histogram) -> list[Sample]:
+    return [s for family in metric.collect() for s in family.samples]

@@ -10,6 +10,8 @@ request needs; a failing URL rests (exponentially longer, capped) and is
 tried again after, so traffic fails back to the first URL once it recovers.
 A URL that turns out to lack a block is marked behind and the request moves
 on to one that has it; it is used again once it reports a high enough head.
+Each URL's calls are paced by its AdaptiveRate (indexer/ratelimit.py): a provider
+that says "too many requests" is asked more slowly from then on, not retried into.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +35,7 @@ from indexer import metrics
 from indexer.errors import NotReady, RangeTooLarge, RpcError, RpcUnavailable
 from indexer.limits import is_rate_limit, parse_limit_error
 from indexer.pacing import BackoffPolicy
+from indexer.ratelimit import AdaptiveRate
 
 log = structlog.get_logger("rpc")
 
@@ -92,6 +95,8 @@ class _Endpoint:
     logged_at: float = -math.inf  # when its last rpc_retry line was written
     unlogged: int = 0  # faults since that line
     head: int | None = None  # the highest block it has shown it has; None: not asked yet
+    rate: AdaptiveRate = field(default_factory=AdaptiveRate)
+    rate_logged_at: float = -math.inf  # when its last rpc_rate_limited line was written
 
     def usable(self, now: float) -> bool:
         return now >= self.cooldown_until
@@ -103,10 +108,12 @@ class _Endpoint:
 class _Endpoints:
     """Health and head of each URL; picks where the next request goes."""
 
-    def __init__(self, urls: Sequence[str]) -> None:
+    def __init__(self, urls: Sequence[str], calls_per_second: float | None = None) -> None:
         if not urls:
             raise ValueError("at least one RPC URL is needed")
-        self.items = [_Endpoint(i, u) for i, u in enumerate(urls)]
+        self.items = [
+            _Endpoint(i, u, rate=AdaptiveRate(calls_per_second)) for i, u in enumerate(urls)
+        ]
 
     def usable(self) -> list[_Endpoint]:
         now = time.monotonic()
@@ -154,6 +161,16 @@ class _Endpoints:
         if len(self.items) > 1 and endpoint.failures == _DOWN_AFTER:
             log.warning("rpc_endpoint_down", endpoint=endpoint.index, rest_s=rest)
 
+    def rate_limited(self, endpoint: _Endpoint, calls: int) -> None:
+        """It said "too many requests" to `calls` calls: they are paced lower from now on."""
+        rate = endpoint.rate.refused(calls)
+        metrics.RPC_RATE_LIMITED.inc()
+        metrics.RPC_ALLOWED_RATE.labels(str(endpoint.index)).set(rate)
+        now = time.monotonic()
+        if now - endpoint.rate_logged_at >= _LOG_EVERY_S:
+            log.warning("rpc_rate_limited", endpoint=endpoint.index, calls_per_s=round(rate, 1))
+            endpoint.rate_logged_at = now
+
     def succeeded(self, endpoint: _Endpoint) -> None:
         if endpoint.failures >= _DOWN_AFTER and len(self.items) > 1:
             log.info("rpc_endpoint_up", endpoint=endpoint.index, after_failures=endpoint.failures)
@@ -184,8 +201,15 @@ def _retry_after(headers: Any) -> float | None:
 class RpcClient:
     """A JSON-RPC client for one logical node behind one or more URLs."""
 
-    def __init__(self, urls: Sequence[str], *, timeout: float = 15.0, max_retries: int = 8) -> None:
-        self._endpoints = _Endpoints(urls)
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        timeout: float = 15.0,
+        max_retries: int = 8,
+        calls_per_second: float | None = None,
+    ) -> None:
+        self._endpoints = _Endpoints(urls, calls_per_second)
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_retries = max_retries
         self._session: aiohttp.ClientSession | None = None
@@ -307,15 +331,21 @@ class RpcClient:
             ]
         )
         method = calls[0][0] if len(calls) == 1 else "batch"
+        await endpoint.rate.acquire(len(calls))
+        metrics.RPC_CALLS.inc(len(calls))
         started = time.perf_counter()
         try:
-            payload = await self._post(endpoint.url, body, method)
+            # Under a rate limit a second copy of a slow request spends the budget twice.
+            hedge = not endpoint.rate.limited
+            payload = await self._post(endpoint.url, body, method, hedge=hedge)
             results = _unpack(payload, ids, calls, reverts_as_results=reverts_as_results)
             self._check_reached(endpoint, calls, results, min_block)
         except EndpointBehind:
             metrics.RPC_REQUESTS.labels(method, "behind").inc()
             raise
         except RpcUnavailable as e:
+            if e.rate_limited:
+                self._endpoints.rate_limited(endpoint, len(calls))
             self._endpoints.failed(endpoint, e.retry_after, str(e))
             metrics.RPC_REQUESTS.labels(method, "retryable").inc()
             raise
@@ -349,11 +379,13 @@ class RpcClient:
         if self._endpoints.another_has(endpoint, block):
             raise EndpointBehind(f"node {endpoint.index} lacks block {block}")
 
-    async def _post(self, url: str, body: bytes, kind: str) -> Any:
+    async def _post(self, url: str, body: bytes, kind: str, *, hedge: bool = True) -> Any:
         """POST, hedged: a request still unanswered well after the usual latency of its
         kind is sent once more, and the first answer wins (every call is a read, so
         asking twice is safe). A node that hangs one request in a hundred then costs a
         short delay, not the client timeout."""
+        if not hedge:
+            return await self._post_once(url, body, kind)
         first = asyncio.ensure_future(self._post_once(url, body, kind))
         second: asyncio.Future[Any] | None = None
         try:
@@ -389,7 +421,13 @@ class RpcClient:
                 retry_after = _retry_after(response.headers)
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise RpcUnavailable(f"posting to the node at {_host(url)}: {_transport(e)}") from e
-        if status == 429 or status >= 500:
+        if status == 429:
+            raise RpcUnavailable(
+                "node answered HTTP 429 (too many requests)",
+                retry_after=retry_after,
+                rate_limited=True,
+            )
+        if status >= 500:
             raise RpcUnavailable(f"node answered HTTP {status}", retry_after=retry_after)
         try:
             payload = orjson.loads(raw)
@@ -522,7 +560,7 @@ def _result(item: dict[str, Any], method: str, params: Sequence[Any] = ()) -> An
     message = str(error.get("message", "")) if isinstance(error, dict) else str(error)
     data = error.get("data") if isinstance(error, dict) else None
     if is_rate_limit(message):
-        raise RpcUnavailable(f"{method} failed: {message} (code {code})")
+        raise RpcUnavailable(f"{method} failed: {message} (code {code})", rate_limited=True)
     if method == "eth_getLogs":
         hint = parse_limit_error(code, message, data)
         if hint is not None and _one_block(params) and "head" not in message.lower():

@@ -94,7 +94,10 @@ async def open_pipeline(
     the only one: once recorded, no command needs a node with history)."""
     pool = await open_pool(settings)
     rpc = RpcClient(
-        settings.rpc_endpoints, timeout=settings.rpc_timeout, max_retries=settings.rpc_max_retries
+        settings.rpc_endpoints,
+        timeout=settings.rpc_timeout,
+        max_retries=settings.rpc_max_retries,
+        calls_per_second=settings.rpc_calls_per_second,
     )
     try:
         await require_migrated(pool)

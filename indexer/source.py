@@ -203,17 +203,26 @@ class ChainSource:
     ) -> Fetched:
         """Logs of `addresses` in the range, with headers for every block that has logs,
         for both ends, and for every block when `all_headers` (the reorg window needs them)."""
-        numbers = range(from_block, to_block + 1) if all_headers else (from_block, to_block)
+        # Both ends first: they go with the logs, in one request to one node.
+        numbers = [from_block, *([to_block] if to_block != from_block else [])]
+        if all_headers:
+            numbers += range(from_block + 1, to_block)
         header_calls = [_header_call(n) for n in numbers]
         log_calls = _logs_calls(from_block, to_block, addresses)
+        # No request larger than the batch size: a provider's per-second budget refuses a
+        # batch over it however slowly it is sent.
+        room = max(len(numbers[:2]), self._batch_size - len(log_calls))
         try:
-            results = await self.rpc.batch([*log_calls, *header_calls], min_block=to_block)
+            results = await self.rpc.batch([*log_calls, *header_calls[:room]], min_block=to_block)
         except RangeTooLarge as e:
             if from_block == to_block:  # nothing smaller to ask for: wait, do not spin
                 raise NotReady(f"node refused eth_getLogs for block {to_block} alone: {e}") from e
             raise
         chunks = [chunk or [] for chunk in results[: len(log_calls)]]
         raws = results[len(log_calls) :]
+        for start in range(room, len(header_calls), self._batch_size):
+            chunk = header_calls[start : start + self._batch_size]
+            raws += await self.rpc.batch(chunk, min_block=to_block)
         headers = _require_headers(numbers, raws)
         logs = parse_logs(r for chunk in chunks for r in chunk)
         if len(chunks) > 1:  # each answer must be in chain order; several are merged

@@ -15,7 +15,7 @@ from indexer.service import open_pipeline
 from tests.helpers import pg
 from tests.helpers.chain import settings_through
 from tests.helpers.chainstate import reference_database, snapshot
-from tests.helpers.limits import PROVIDER_LIMIT_ERRORS, LimitError
+from tests.helpers.limits import PROVIDER_LIMIT_ERRORS, LimitError, limit_error
 from tests.helpers.livechain import LiveChain, sparse_chain
 from tests.helpers.proxy import RpcProxy
 
@@ -78,3 +78,27 @@ def test_the_message_is_read_with_realistic_numbers(error: LimitError) -> None:
         assert hint.ceiling == 10_000, raw["message"]
     elif "max_results" in error.fields:
         assert hint.ceiling != 10_000, "a result count is not a block ceiling"
+
+
+async def test_behind_a_rate_limited_plan_the_rate_settles_under_it(
+    database_url: str, live: LiveChain, expected: Snapshot
+) -> None:
+    """A hosted plan's 429s (HTTP 429 above a call rate, each call of a batch counted):
+    after the first refusals the indexer paces itself under the limit instead of retrying
+    into it, and stores exactly what a clean backfill does."""
+    head = live.head()
+    async with RpcProxy(live.chain.url) as proxy:
+        proxy.hosted(latency_s=0.01, calls_per_second=10)
+        proxy.limit_get_logs(max_results=MAX_RESULTS, error=limit_error("alchemy"))
+        # Batches within the plan's one-second burst: a bigger one is refused however slowly
+        # it is sent (a provider's per-second budget caps the size of one request too).
+        config = settings_through(database_url, live.chain, [proxy.url], rpc_batch_size=5)
+        async with open_pipeline(config) as p:
+            await backfill(p, live.chain.factory_block, head, head=head, concurrency=3)
+    stats = proxy.stats
+    assert stats.rate_limited > 0, "the plan never refused anything: the test proves nothing"
+    first = min(stats.refused_per_s)
+    late = sum(n for second, n in stats.refused_per_s.items() if second > first + 3)
+    assert max(stats.accepted_per_s) > first + 3, "too short a run to show the rate settle"
+    assert late <= 0.05 * stats.calls, dict(stats.refused_per_s)
+    assert await snapshot(database_url) == expected

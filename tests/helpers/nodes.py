@@ -52,15 +52,16 @@ class LoopThread:
 
 @contextmanager
 def proxies_on_a_thread(
-    upstream: str, n: int = 1, **kwargs: Any
+    upstream: str, n: int = 1, *, kind: type[RpcProxy] = RpcProxy, **kwargs: Any
 ) -> Iterator[tuple[LoopThread, list[RpcProxy]]]:
-    """`n` RpcProxy in front of `upstream`, serving from a thread of their own."""
+    """`n` proxies (RpcProxy, or `kind`) in front of `upstream`, serving from a thread of
+    their own."""
     thread = LoopThread()
     started: list[RpcProxy] = []
     seed = kwargs.pop("seed", 0)
     try:
         for i in range(n):
-            proxy = RpcProxy(upstream, seed=seed + i, **kwargs)
+            proxy = kind(upstream, seed=seed + i, **kwargs)
             thread.run(proxy.start())
             started.append(proxy)
         yield thread, started

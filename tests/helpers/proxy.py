@@ -5,7 +5,8 @@ node and, as scripted or at random, answers the way failing providers and load
 balancers do: HTTP errors, resets, stalls, broken bodies, wrong or missing
 batch items, refused eth_getLogs ranges and a head that lags or flaps. Faults
 are decided when a request arrives, from a seeded RNG, so a sequential client
-sees the same faults for the same seed.
+sees the same faults for the same seed. `hosted()` makes it a hosted provider's
+plan: latency on every request and HTTP 429 above a rate of calls.
 """
 
 from __future__ import annotations
@@ -49,7 +50,43 @@ class ProxyStats:
     forwarded: int = 0  # HTTP requests that reached the node
     refused: int = 0  # eth_getLogs calls refused by the emulated limit
     lagged: int = 0  # calls answered by a lagging replica (`lagging_items`)
+    rate_limited: int = 0  # HTTP requests answered 429 by the rate limit (`hosted`)
+    calls: int = 0  # JSON-RPC calls received (a batch of k counts k)
+    # Calls accepted and refused per second since the first request (`hosted`).
+    accepted_per_s: Counter[int] = field(default_factory=Counter)
+    refused_per_s: Counter[int] = field(default_factory=Counter)
     injected: Counter[Fault] = field(default_factory=Counter)
+
+
+# What Alchemy answers above a plan's throughput (HTTP 429, no Retry-After).
+RATE_LIMITED_BODY: Final = orjson.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {
+            "code": 429,
+            "message": "Your app has exceeded its compute units per second capacity. If you "
+            "have retries enabled, you can safely ignore this message.",
+        },
+    }
+)
+
+
+@dataclass(slots=True)
+class _Bucket:
+    """Calls per second a hosted plan allows: a token bucket holding one second of calls."""
+
+    rate: float
+    tokens: float
+    at: float
+
+    def take(self, calls: int, now: float) -> bool:
+        self.tokens = min(self.rate, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < calls:
+            return False
+        self.tokens -= calls
+        return True
 
 
 @dataclass(slots=True)
@@ -118,6 +155,9 @@ class RpcProxy:
         self._flap = (0, 1)  # (blocks behind, requests per node)
         self._item_lag = (0, 0.0)  # (blocks behind, share of the calls served that far behind)
         self._flap_count = 0
+        self._latency = 0.0
+        self._bucket: _Bucket | None = None
+        self._started_at: float | None = None
         self._closing = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -204,6 +244,19 @@ class RpcProxy:
             return
         self._limit = LogLimit(error or limit_error("alchemy"), max_range, max_results)
 
+    def hosted(self, *, latency_s: float, calls_per_second: float | None = None) -> None:
+        """Behave like a hosted provider's plan: every request waits `latency_s` before it
+        is answered, and calls over `calls_per_second` (each call of a batch counts, as
+        providers count them; one second of burst) get HTTP 429 without being served.
+        Combine with `limit_get_logs` for the plan's range and result caps."""
+        self._latency = latency_s
+        loop_time = asyncio.get_running_loop().time()
+        self._bucket = (
+            None
+            if calls_per_second is None
+            else _Bucket(calls_per_second, calls_per_second, loop_time)
+        )
+
     def lagging(self, blocks: int) -> None:
         """Serve a node `blocks` behind: a lower head, null above it, getLogs past it refused."""
         self._lag = max(0, blocks)
@@ -241,6 +294,11 @@ class RpcProxy:
         if parsed is None:
             return await self._pass_through(raw)
         items, batch = parsed
+        self.stats.calls += len(items)
+        if self._latency and await self._pause(self._latency):
+            return self._reset(request)
+        if self._bucket is not None and not self._within_rate(len(items)):
+            return web.Response(status=429, body=RATE_LIMITED_BODY, content_type="application/json")
         plan = self._plan([str(item.get("method")) for item in items], batch)
         lag = self._next_lag()
         if plan.http is not None:
@@ -296,6 +354,18 @@ class RpcProxy:
         else:
             targets = [i for i, method in enumerate(methods) if fault.fits(method)]
             plan.items[self._rng.choice(targets)] = fault
+
+    def _within_rate(self, calls: int) -> bool:
+        assert self._bucket is not None
+        now = asyncio.get_running_loop().time()
+        self._started_at = now if self._started_at is None else self._started_at
+        second = int(now - self._started_at)
+        if self._bucket.take(calls, now):
+            self.stats.accepted_per_s[second] += calls
+            return True
+        self.stats.rate_limited += 1
+        self.stats.refused_per_s[second] += calls
+        return False
 
     def _next_lag(self) -> int:
         """How far behind the node serving this request is."""
