@@ -1,4 +1,5 @@
-"""`python -m tests.bench [--sizes 100k,1m] [--runs N] [--report PATH] [--profile]`."""
+"""`python -m tests.bench [--shapes dense,production] [--sizes 100k,1m] [--runs N]
+[--report PATH] [--profile]`: every size of every shape (tests/bench/shapes.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from types import FrameType
 from indexer import logs
 from tests.bench.chaincache import CACHE_DIR
 from tests.bench.run import INTERRUPTED, STEPS, Options, main
+from tests.bench.shapes import DEFAULT_SHAPES, SHAPES
 
-DEFAULT_RUNS = {100_000: 3, 1_000_000: 1}  # any other size: 1
+DEFAULT_RUNS = {100_000: 3, 1_000_000: 3}  # any other size: 1
 _SIZE = re.compile(r"^(\d+)([km]?)$")
 
 
@@ -43,13 +45,15 @@ def parse_runs(text: str | None, sizes: dict[str, int]) -> dict[str, int]:
 def parse_args(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("--sizes", default="100k,1m", help="events per chain (default 100k,1m)")
-    parser.add_argument(
-        "--runs", help="runs per size: N, or 100k=3,1m=1 (default: 3 at 100k, 1 at 1m)"
-    )
+    parser.add_argument("--runs", help="runs per size: N, or 100k=3,1m=1 (default: 3)")
     parser.add_argument("--report", type=Path, default=CACHE_DIR / "report.json")
     parser.add_argument("--profile", action="store_true", help="one more backfill under py-spy")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--txs-per-block", type=int, default=40)
+    parser.add_argument(
+        "--shapes",
+        default=",".join(DEFAULT_SHAPES),
+        help=f"chain shapes, of {sorted(SHAPES)} (default {','.join(DEFAULT_SHAPES)})",
+    )
     parser.add_argument("--follow-blocks", type=int, default=40)
     parser.add_argument("--skip", default="", help=f"comma-separated steps of {STEPS}")
     parser.add_argument(
@@ -64,6 +68,9 @@ def parse_args(argv: list[str]) -> Options:
     skip = frozenset(s.strip() for s in args.skip.split(",") if s.strip())
     if skip - set(STEPS):
         parser.error(f"--skip: unknown steps {sorted(skip - set(STEPS))}")
+    shapes = tuple(s.strip() for s in args.shapes.split(",") if s.strip())
+    if not shapes or set(shapes) - set(SHAPES):
+        parser.error(f"--shapes: of {sorted(SHAPES)}")
     extra = dict(item.partition("=")[::2] for item in args.indexer_env)
     if any(not key.startswith("AUDIFI_") for key in extra):
         parser.error("--indexer-env takes AUDIFI_NAME=VALUE")
@@ -71,7 +78,7 @@ def parse_args(argv: list[str]) -> Options:
         sizes=sizes,
         runs=parse_runs(args.runs, sizes),
         seed=args.seed,
-        txs_per_block=args.txs_per_block,
+        shapes=shapes,
         follow_blocks=args.follow_blocks,
         report_path=args.report,
         profile=args.profile,

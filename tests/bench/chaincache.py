@@ -1,9 +1,10 @@
 """The benchmark's chains: generated once with the dev-chain workload, kept as anvil state.
 
 A chain is cached in `.bench/` as anvil's `--dump-state` file plus a small JSON of what it
-holds. The key is the size, the seed, the block packing and a hash of everything that
-decides the chain's contents (contract artifacts and the workload generator's source), so a
-change to any of them regenerates instead of benchmarking a stale chain. The meta file is
+holds. The key is the size, the seed, the shape (every workload parameter) and a hash of
+everything else that decides the chain's contents (contract artifacts and the workload
+generator's source), so a change to any of them regenerates instead of benchmarking a stale
+chain. The meta file is
 written last: a generation that was interrupted leaves no usable cache entry.
 """
 
@@ -32,10 +33,27 @@ _LOAD_TIMEOUT_S = 900.0
 
 @dataclass(frozen=True, slots=True)
 class ChainSpec:
+    """A chain's size, seed and shape: the workload parameters that decide its cardinality."""
+
     events: int
     seed: int
     txs_per_block: int
     max_events_per_tx: int = MAX_EVENTS_PER_TX
+    masters: int = 13
+    artists: int = 13
+    master_supply: tuple[int, int] = (100, 2000)
+    synthetic_holders: int = 200
+
+    def workload(self) -> WorkloadConfig:
+        return WorkloadConfig(
+            seed=self.seed,
+            masters=self.masters,
+            artists=self.artists,
+            max_events_per_tx=self.max_events_per_tx,
+            txs_per_block=self.txs_per_block,
+            master_supply=self.master_supply,
+            synthetic_holders=self.synthetic_holders,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +88,11 @@ def cache_key(spec: ChainSpec) -> str:
     for path in sources:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    return (
-        f"chain-{spec.events}-s{spec.seed}-t{spec.txs_per_block}-e{spec.max_events_per_tx}"
-        f"-{digest.hexdigest()[:12]}"
+    shape = (
+        f"t{spec.txs_per_block}-e{spec.max_events_per_tx}-m{spec.masters}-a{spec.artists}"
+        f"-n{spec.master_supply[0]}_{spec.master_supply[1]}-h{spec.synthetic_holders}"
     )
+    return f"chain-{spec.events}-s{spec.seed}-{shape}-{digest.hexdigest()[:12]}"
 
 
 def state_path(key: str) -> Path:
@@ -100,10 +119,8 @@ def generate(spec: ChainSpec, *, log: Any = print) -> CachedChain:
     meta_path(key).unlink(missing_ok=True)
     partial = state_path(key).with_suffix(".partial")
     partial.unlink(missing_ok=True)
-    config = WorkloadConfig(
-        seed=spec.seed, max_events_per_tx=spec.max_events_per_tx, txs_per_block=spec.txs_per_block
-    )
-    log(f"generating {spec.events:,} events (seed {spec.seed}, {spec.txs_per_block} txs/block)")
+    config = spec.workload()
+    log(f"generating {spec.events:,} events ({spec})")
     began = time.perf_counter()
     node = devanvil.start_anvil(no_mining=True, dump_state=partial)
     try:

@@ -20,7 +20,7 @@ import orjson
 
 from indexer.tables import QUARANTINE, TABLE_NAMES
 from tests.bench.chaincache import CachedChain
-from tests.bench.procs import INDEXER, Child
+from tests.bench.procs import INDEXER, Child, cpu_seconds, postgres_cpu_seconds
 from tests.helpers.chainstate import mismatches, oracle
 
 # Every table that gets one row per chain event (the quarantine holds none here).
@@ -30,12 +30,34 @@ _SPY_FLUSH_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
+class Cpu:
+    """CPU seconds spent during the backfill, by process."""
+
+    indexer: float
+    postgres: float
+    node: float
+
+
+@dataclass(frozen=True, slots=True)
 class BackfillResult:
     events: int  # raw rows in the database afterwards
+    blocks: int
     wall_s: float
     peak_rss_mb: float
     reported_s: float | None  # the indexer's own backfill_done elapsed_s, if it logged one
     rss_series: list[tuple[float, float]]  # (s since start, RSS MB), about once a second
+    cpu: Cpu
+    http_requests: int | None  # round trips to the node, as the indexer counted them
+    rpc_calls: int | None  # JSON-RPC calls (a batch of k counts k)
+
+    def cpu_us_per_event(self) -> dict[str, float]:
+        per = 1e6 / max(1, self.events)
+        parts = {"indexer": self.cpu.indexer, "postgres": self.cpu.postgres, "node": self.cpu.node}
+        out = {k: round(v * per, 1) for k, v in parts.items()}
+        return out | {"total": round(sum(parts.values()) * per, 1)}
+
+    def per_1000_events(self, count: int | None) -> float | None:
+        return None if count is None else round(1000 * count / max(1, self.events), 2)
 
     @property
     def per_s(self) -> float:
@@ -127,37 +149,54 @@ def run_backfill(
     database_url: str,
     log_path: Path,
     *,
+    node_pid: int,
     attach: Callable[[Child], Child] | None = None,
 ) -> BackfillResult:
-    """Runs the backfill to its end (with `attach(child)` beside it, if given) and measures.
+    """Runs the backfill to its end (with `attach(child)` beside it, if given) and measures,
+    with the CPU the database server and the node (`node_pid`) spent meanwhile.
 
     Raises with the log's tail if it failed; both processes are stopped on any way out."""
     argv = backfill_argv(chain)
+    postgres_before, node_before = postgres_cpu_seconds(), cpu_seconds(node_pid)
     with (
         Child(argv, env=env, log_path=log_path) as child,
         attach(child) if attach else nullcontext() as spy,
     ):
         code = child.wait(_BACKFILL_TIMEOUT_S)
+        cpu = Cpu(
+            indexer=child.cpu_s or 0.0,
+            postgres=postgres_cpu_seconds() - postgres_before,
+            node=cpu_seconds(node_pid) - node_before,
+        )
         if spy is not None:
             spy.wait(_SPY_FLUSH_S)
     if code != 0:
         tail = log_path.read_bytes()[-3000:].decode(errors="replace")
         raise RuntimeError(f"backfill exited with {code}; {log_path}:\n{tail}")
+    done = _logged(log_path, b'"backfill_done"') or {}
     return BackfillResult(
         events=asyncio.run(raw_rows(database_url)),
+        blocks=chain.blocks,
         wall_s=child.wall_s,
         peak_rss_mb=(child.peak_rss_kb or 0) / 1024,
-        reported_s=_reported_elapsed(log_path),
+        reported_s=_number(done, "elapsed_s"),
         rss_series=child.rss_series,
+        cpu=cpu,
+        http_requests=_whole(done, "http_requests"),
+        rpc_calls=_whole(done, "rpc_calls"),
     )
 
 
-def _reported_elapsed(log_path: Path) -> float | None:
-    done = _logged(log_path, b'"backfill_done"')
+def _number(logged: dict[str, Any], key: str) -> float | None:
     try:
-        return float(done["elapsed_s"]) if done else None
+        return float(logged[key])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _whole(logged: dict[str, Any], key: str) -> int | None:
+    value = _number(logged, key)
+    return None if value is None else int(value)
 
 
 async def raw_rows(database_url: str) -> int:

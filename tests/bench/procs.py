@@ -3,7 +3,9 @@
 Peak RSS is the kernel's high-water mark of the child's own memory (VmHWM in
 /proc/PID/status), read every few milliseconds while it runs: it only grows, so the last
 reading before the exit is the peak. Not ru_maxrss: a child started by (v)fork + exec
-inherits its parent's high-water mark, so it would report the benchmark's own size.
+inherits its parent's high-water mark, so it would report the benchmark's own size. CPU
+time is the child's own (user + system, from wait4's rusage); `cpu_seconds` reads any
+process's from /proc, and `postgres_cpu_seconds` the whole server's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from types import TracebackType
 from typing import IO
 
 INDEXER = (sys.executable, "-m", "indexer")
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 _POLL_S = 0.01
 _HWM_EVERY_S = 0.1  # a high-water mark needs no more than a recent reading
 _RSS_SERIES_EVERY_S = 1.0
@@ -38,6 +41,7 @@ class Child:
             self.argv, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=out
         )
         self.ended: float | None = None
+        self.cpu_s: float | None = None  # user + system, once it exited
         self.peak_rss_kb: int | None = None
         # (seconds since start, current RSS in MB) about once a second: is memory flat?
         self.rss_series: list[tuple[float, float]] = []
@@ -71,9 +75,10 @@ class Child:
         """The exit code once it exited (reaping it), else None."""
         if self.popen.returncode is None:
             self._sample_peak_rss()
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            pid, status, usage = os.wait4(self.pid, os.WNOHANG)
             if pid == self.pid:
                 self.ended = time.perf_counter()
+                self.cpu_s = usage.ru_utime + usage.ru_stime
                 self.popen.returncode = os.waitstatus_to_exitcode(status)
         return self.popen.returncode
 
@@ -117,3 +122,34 @@ class Child:
             if self._log is not None:
                 self._log.close()
         return self.returncode
+
+
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """The process's user + system CPU so far (with `reaped_children`, plus that of the
+    children it has waited for); 0.0 if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, from field 3 (state)
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / _TICKS_PER_S
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of every `postgres` process on the machine, live or exited (a backend that
+    exits is counted in the postmaster's reaped children). The benchmark's server is the
+    only one here; where there are several, this is their sum."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+        except OSError:
+            continue
+        total += cpu_seconds(int(entry.name), reaped_children=True)
+    return total

@@ -17,7 +17,7 @@ import orjson
 Run = dict[str, Any]
 
 # (path in a run, name in the medians): the numbers the table is made of.
-MEDIANS = {
+MEDIANS: dict[tuple[str, ...], str] = {
     ("getlogs", "per_s"): "getlogs_per_s",
     ("copy", "per_s"): "copy_per_s",
     ("copy_unindexed", "per_s"): "copy_unindexed_per_s",
@@ -26,6 +26,13 @@ MEDIANS = {
     ("backfill", "reported_per_s"): "backfill_reported_per_s",
     ("backfill", "peak_rss_mb"): "backfill_peak_rss_mb",
     ("backfill", "steady_rss_mb"): "backfill_steady_rss_mb",
+    ("backfill", "blocks_per_s"): "backfill_blocks_per_s",
+    ("backfill", "http_requests_per_1000_events"): "backfill_requests_per_1000_events",
+    ("backfill", "rpc_calls_per_1000_events"): "backfill_calls_per_1000_events",
+    ("backfill", "cpu_us_per_event", "indexer"): "cpu_us_indexer",
+    ("backfill", "cpu_us_per_event", "postgres"): "cpu_us_postgres",
+    ("backfill", "cpu_us_per_event", "node"): "cpu_us_node",
+    ("backfill", "cpu_us_per_event", "total"): "cpu_us_total",
     ("oracle", "mismatches"): "oracle_mismatches",
     ("audit", "wall_s"): "audit_wall_s",
     ("audit", "share_of_backfill"): "audit_share",
@@ -41,11 +48,21 @@ MEDIANS = {
 
 def medians(runs: list[Run]) -> dict[str, float]:
     out = {}
-    for (step, key), name in MEDIANS.items():
-        values = [r[step][key] for r in runs if step in r and r[step].get(key) is not None]
+    for path, name in MEDIANS.items():
+        values = [v for r in runs if (v := _at(r, path)) is not None]
         if values:
             out[name] = round(statistics.median(values), 2)
     return out
+
+
+def _at(run: Run, path: tuple[str, ...]) -> Any:
+    """run[path[0]][path[1]]..., or None where a step failed or lacks the number."""
+    value: Any = run
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
 
 
 def _num(value: float | None, fmt: str = "{:,.0f}") -> str:
@@ -68,6 +85,7 @@ def table_rows(label: str, size: dict[str, Any]) -> list[list[str]]:
         _rate_row(f"{label} raw COPY (binary)", runs, "copy", m, lower),
         _rate_row(f"{label} backfill (CLI)", runs, "backfill", m, lower),
         _audit_row(f"{label} audit of it (CLI)", runs, m),
+        _hosted_row(f"{label} backfill, hosted profile", size.get("hosted")),
         _follow_row(f"{label} live follow (daemon)", runs, m),
     ]
     suffix = f" [median of {len(runs)} runs]" if len(runs) > 1 else ""
@@ -96,8 +114,14 @@ def _rate_row(
             note += f" (no index: {_num(m['copy_unindexed_per_s'])}/s)"
         return [what, _num(rate), _ratio(rate, lower), "", note]
     note = (
-        f"{first['events']:,} events in {_num(m['backfill_wall_s'], '{:.1f}')} s wall "
-        f"({_num(m.get('backfill_reported_per_s'))}/s by its own clock, start-up excluded); "
+        f"{first['events']:,} events, {first['blocks']:,} blocks in "
+        f"{_num(m['backfill_wall_s'], '{:.1f}')} s wall "
+        f"({_num(m.get('backfill_reported_per_s'))}/s by its own clock, start-up excluded; "
+        f"{_num(m.get('backfill_blocks_per_s'))} blocks/s); CPU per event "
+        f"{_num(m.get('cpu_us_total'))} µs = indexer {_num(m.get('cpu_us_indexer'))} + "
+        f"PostgreSQL {_num(m.get('cpu_us_postgres'))} + node {_num(m.get('cpu_us_node'))}; "
+        f"{_num(m.get('backfill_requests_per_1000_events'), '{:.2f}')} requests "
+        f"({_num(m.get('backfill_calls_per_1000_events'), '{:.2f}')} calls) per 1,000 events; "
         f"RSS in the second half {_num(m.get('backfill_steady_rss_mb'), '{:.0f} MB')}; "
         f"oracle mismatches {_num(m.get('oracle_mismatches'), '{:.0f}')}"
     )
@@ -118,6 +142,26 @@ def _audit_row(what: str, runs: list[Run], m: dict[str, float]) -> list[str]:
         f"discrepancies {_num(m.get('audit_discrepancies'), '{:.0f}')}"
     )
     return [what, "—", "—", _num(m["audit_peak_rss_mb"], "{:.0f} MB"), note]
+
+
+def _hosted_row(what: str, hosted: dict[str, Any] | None) -> list[str]:
+    if hosted is None:
+        return []
+    if "error" in hosted or "seconds" not in hosted:
+        return [what, "—", "—", "—", f"FAILED: {str(hosted.get('error', '?'))[-200:]}"]
+    profile = hosted["profile"]
+    note = (
+        f"{hosted['seconds']:.1f} s = {hosted['ratio_to_floor']}x the {hosted['floor_s']:.1f} s "
+        f"the limits allow ({profile['latency_s'] * 1000:.0f} ms a request, "
+        f"{profile['calls_per_second']:.0f} calls/s, {profile['max_results']:,} results / "
+        f"{profile['max_range']:,} blocks per eth_getLogs); {hosted['requests']:,} requests, "
+        f"{hosted['calls']:,} calls (floor {hosted['floor']['calls']:,}); "
+        f"{hosted['rate_limited_requests']} answered 429, "
+        f"{hosted['calls_refused_after_ramp']} calls refused after the first seconds; "
+        f"oracle mismatches {hosted['oracle_mismatches']}"
+    )
+    rate = hosted["events"] / hosted["seconds"] if hosted["seconds"] else None
+    return [what, _num(rate), "—", f"{hosted['peak_rss_mb']} MB", note]
 
 
 def _follow_row(what: str, runs: list[Run], m: dict[str, float]) -> list[str]:

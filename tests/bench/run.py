@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from indexer.devchain.anvil import Anvil
-from tests.bench import ceilings, chaincache, endtoend, latency, profiling, report
+from tests.bench import ceilings, chaincache, endtoend, hosted, latency, profiling, report
 from tests.bench.chaincache import CACHE_DIR, CachedChain, ChainSpec
 from tests.bench.report import Run
+from tests.bench.shapes import SHAPES
 from tests.helpers import pg
 
 BENCH_DATABASE_URL_ENV = "AUDIFI_BENCH_DATABASE_URL"
-STEPS = ("ceilings", "backfill", "follow")
+STEPS = ("ceilings", "backfill", "hosted", "follow")
 LOG_DIR = CACHE_DIR / "logs"
 # Set by the signal handler: a step that fails after Ctrl-C (say, because the terminal's
 # SIGINT also ended anvil) is an interrupt, not a result.
@@ -41,7 +42,7 @@ class Options:
     sizes: dict[str, int]  # label -> events
     runs: dict[str, int]  # label -> runs
     seed: int
-    txs_per_block: int
+    shapes: tuple[str, ...]  # names in shapes.SHAPES
     follow_blocks: int
     report_path: Path
     profile: bool
@@ -91,9 +92,12 @@ def main(options: Options) -> dict[str, Any]:
     try:
         template = databases.create_migrated()
         try:
-            for label, events in options.sizes.items():
-                result["sizes"][label] = bench_size(options, databases, template, label, events)
-                report.write(options.report_path, result)
+            for shape in options.shapes:
+                for label, events in options.sizes.items():
+                    spec = SHAPES[shape].chain(events, options.seed)
+                    entry = bench_size(options, databases, template, label, spec)
+                    result["sizes"][f"{shape} {label}"] = entry | {"shape": shape}
+                    report.write(options.report_path, result)
         finally:
             databases.drop(template)
     finally:
@@ -134,9 +138,8 @@ def _git() -> dict[str, Any]:
 
 
 def bench_size(
-    options: Options, databases: pg.Databases, template: str, label: str, events: int
+    options: Options, databases: pg.Databases, template: str, label: str, spec: ChainSpec
 ) -> dict[str, Any]:
-    spec = ChainSpec(events=events, seed=options.seed, txs_per_block=options.txs_per_block)
     chain, generated = chaincache.ensure(spec, log=say)
     say(
         f"{label}: chain of {chain.events:,} events, {chain.blocks} blocks "
@@ -148,6 +151,8 @@ def bench_size(
         say(f"{label}: run {i + 1} of {options.runs[label]}")
         entry["runs"].append(one_run(options, databases, template, chain, tag=f"{label}-{i + 1}"))
     entry["median"] = report.medians(entry["runs"])
+    if "hosted" not in options.skip:
+        entry["hosted"] = hosted_run(options, databases, template, chain, tag=f"{label}-hosted")
     if options.profile:
         entry["profile"] = profile_run(options, databases, template, chain, tag=f"{label}-profile")
     return entry
@@ -167,7 +172,7 @@ def one_run(
             return run
         name = databases.create(template=template)
         try:
-            _backfill(options, run, databases.url(name), node.url, chain, tag=tag)
+            _backfill(options, run, databases.url(name), node, chain, tag=tag)
             if ok(run, "backfill") and "follow" not in options.skip:
                 _follow(options, run, databases.url(name), node, chain, tag=tag)
         finally:
@@ -191,22 +196,31 @@ def _ceilings(
 
 
 def _backfill(
-    options: Options, run: Run, url: str, rpc_url: str, chain: CachedChain, *, tag: str
+    options: Options, run: Run, url: str, node: Anvil, chain: CachedChain, *, tag: str
 ) -> None:
+    rpc_url = node.url
     with step(run, "backfill"):
         log_path = LOG_DIR / f"{tag}-backfill.log"
         env = endtoend.indexer_env(url, rpc_url, chain, **options.indexer_env)
-        done = endtoend.run_backfill(env, chain, url, log_path)
+        done = endtoend.run_backfill(env, chain, url, log_path, node_pid=node.pid)
+        cpu = done.cpu_us_per_event()
         run["backfill"] = {
             **asdict(done),
             "per_s": round(done.per_s),
+            "blocks_per_s": round(done.blocks / done.wall_s, 1) if done.wall_s else None,
             "steady_rss_mb": done.steady_rss_mb,
+            "cpu_us_per_event": cpu,
+            "http_requests_per_1000_events": done.per_1000_events(done.http_requests),
+            "rpc_calls_per_1000_events": done.per_1000_events(done.rpc_calls),
         }
         if done.reported_s:
             run["backfill"]["reported_per_s"] = round(done.events / done.reported_s)
         say(
             f"  backfill: {done.events:,} events in {done.wall_s:.1f} s = {done.per_s:,.0f}/s, "
-            f"peak RSS {done.peak_rss_mb:.0f} MB (second half: {done.steady_rss_mb} MB)"
+            f"peak RSS {done.peak_rss_mb:.0f} MB (second half: {done.steady_rss_mb} MB); "
+            f"CPU per event {cpu['total']:.0f} µs (indexer {cpu['indexer']:.0f}, "
+            f"PostgreSQL {cpu['postgres']:.0f}, node {cpu['node']:.0f}); "
+            f"{done.http_requests} requests"
         )
     if not ok(run, "backfill"):
         return
@@ -288,6 +302,27 @@ def _rate(rate: ceilings.Rate) -> dict[str, Any]:
     }
 
 
+def hosted_run(
+    options: Options, databases: pg.Databases, template: str, chain: CachedChain, *, tag: str
+) -> dict[str, Any]:
+    """One backfill through the hosted-provider profile (tests/bench/hosted.py)."""
+    result: Run = {"steps_s": {}}
+    with chaincache.start(chain) as node, step(result, "hosted"):
+        log_path = LOG_DIR / f"{tag}-backfill.log"
+        measured = hosted.measure(
+            databases, template, node.url, node.pid, chain, log_path, options.indexer_env
+        )
+        result["hosted"] = measured
+        say(
+            f"  hosted profile: {measured['seconds']:.1f} s, {measured['ratio_to_floor']}x the "
+            f"{measured['floor_s']:.1f} s its limits allow; {measured['requests']} requests, "
+            f"{measured['calls']} calls, {measured['rate_limited_requests']} answered 429 "
+            f"({measured['calls_refused_after_ramp']} calls refused after {hosted.RAMP_S} s); "
+            f"oracle mismatches {measured['oracle_mismatches']}"
+        )
+    return dict(result.get("hosted", {})) | {"steps_s": result["steps_s"]}
+
+
 def profile_run(
     options: Options, databases: pg.Databases, template: str, chain: CachedChain, *, tag: str
 ) -> dict[str, Any]:
@@ -306,6 +341,7 @@ def profile_run(
                 chain,
                 url,
                 log_path,
+                node_pid=node.pid,
                 attach=lambda child: profiling.attach(child, raw_path, spy_log),
             )
     finally:
