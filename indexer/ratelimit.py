@@ -107,11 +107,13 @@ class AdaptiveRate:
 
     def _record(self, now: float, calls: int) -> None:
         self._sent.append((now, calls))
-        while self._sent and self._sent[0][0] < now - _WINDOW_S:
-            self._sent.popleft()
+        self._forget_before(now - _WINDOW_S)
 
     def _sending_rate(self, now: float) -> float:
         """Calls per second sent over the last window."""
-        while self._sent and self._sent[0][0] < now - _WINDOW_S:
-            self._sent.popleft()
+        self._forget_before(now - _WINDOW_S)
         return sum(calls for _, calls in self._sent) / _WINDOW_S
+
+    def _forget_before(self, moment: float) -> None:
+        while self._sent and self._sent[0][0] < moment:
+            self._sent.popleft()

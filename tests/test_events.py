@@ -21,6 +21,7 @@ from indexer.store.state import forget_chain
 from tests.helpers.chain import settings_for
 from tests.helpers.events import checked, schema_errors
 from tests.helpers.livechain import LiveChain, small_chain
+from tests.helpers.polling import eventually
 from tests.helpers.reorgs import fetch
 
 NOTIFY_LIMIT = 8000  # PostgreSQL refuses a payload of this many bytes or more
@@ -62,8 +63,16 @@ class Listener:
 
     async def __aexit__(self, *exc: object) -> None:
         if self.conn is not None:
-            await asyncio.sleep(0.05)  # the callbacks of what already arrived
             await self.conn.close()
+
+    async def summaries(self, expected: int) -> None:
+        """Wait until `expected` change summaries arrived: a change's summary is its last
+        notification, so everything the changes sent has arrived then."""
+
+        async def arrived() -> bool:
+            return sum(p["type"] in SUMMARIES for p in self.payloads) >= expected
+
+        await eventually(arrived, within=10, what=f"{expected} change summaries")
 
     @property
     def payloads(self) -> list[dict[str, Any]]:
@@ -87,6 +96,7 @@ async def test_a_backfill_of_thousands_of_transfers_fits_notify_and_the_change_l
     async with Listener() as heard:
         await heard.start(database_url)
         await _backfill(database_url, live, live.chain.factory_block, live.head())
+        await heard.summaries(len(await _changes(database_url)))
     assert max(len(p.encode()) for p in heard.raw) < NOTIFY_LIMIT
     payloads = heard.payloads
     assert {p["v"] for p in payloads} == {VERSION}
@@ -189,6 +199,7 @@ async def test_a_rewind_lists_what_it_made_stale_and_the_payload_stays_small(
     async with Listener() as heard:
         await heard.start(database_url)
         await run_rewind(settings, fork)
+        await heard.summaries(1)
     (notice,) = heard.payloads
     change = (await _changes(database_url))[-1]
     assert (notice["type"], notice["seq"], notice["forkBlock"]) == (
@@ -230,6 +241,7 @@ async def test_a_small_reorg_inlines_what_to_invalidate(database_url: str, live:
     async with Listener() as heard:
         await heard.start(database_url)
         await run_rewind(settings, head - 1)
+        await heard.summaries(1)
     (notice,) = heard.payloads
     change = (await _changes(database_url))[-1]
     assert notice["invalidates"] == json.loads(change["invalidates"])

@@ -6,9 +6,10 @@ Every payload is one JSON object with `v` (the payload version, VERSION), `type`
 `chainId` and `seq`, the change's position in the chain's change log: a listener that sees
 a seq jump, or reconnects, reads the log from the last seq it handled. The payloads are
 documented in sql/EVENTS.md. Each is a handful of fixed fields, far under PostgreSQL's
-8,000-byte limit however large the batch: the per-row events (`ipo.mint`, `nft.transfer`,
-`coin.transfer`, `dividend.deposit`, `dividend.claim`) are sent only for a kind of which
-the change added at most MAX_ROW_NOTICES rows, and the change's summary (`indexer.batch`,
+8,000-byte limit however large the batch: `ipo.mint` once per master the change minted
+for (bounded by the masters), the per-row events (`nft.transfer`, `coin.transfer`,
+`dividend.deposit`, `dividend.claim`) only for a kind of which the change added at most
+MAX_ROW_NOTICES rows, and the change's summary (`indexer.batch`,
 `indexer.reorg`, `indexer.discrepancy`, `indexer.forget`) always, last. A summary's list of
 what to invalidate is inlined only when the payload stays under MAX_PAYLOAD_BYTES.
 """

@@ -276,7 +276,7 @@ async def _revert_orphaned(conn: asyncpg.Connection, chain_id: int) -> Reverted:
     await conn.execute(_COLLECT_NFTS, chain_id)
     await conn.execute(_COLLECT_HOLDERS, chain_id, ZERO_ADDRESS)
     await conn.execute(_COLLECT_DIVIDENDS, chain_id)
-    invalidates = await conn.fetchval(_INVALIDATES, chain_id, INVALIDATION_CAP)
+    invalidates = await conn.fetchval(_INVALIDATES, chain_id, INVALIDATION_CAP) if blocks else None
     orphaned_masters = await conn.fetch(_ORPHANED_MASTERS, chain_id)
     raw_rows = 0
     for table in TABLE_NAMES:

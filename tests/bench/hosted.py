@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.config import Settings
 from tests.bench import endtoend
 from tests.bench.chaincache import CachedChain
 from tests.helpers import pg
@@ -34,8 +35,6 @@ MAX_RESULTS = 10_000
 MAX_RANGE = 2_000
 CALLS_PER_SECOND = 20.0  # low enough that every shape here is bound by requests, not CPU
 RAMP_S = 5  # seconds in which the first 429s teach the indexer the rate
-_DEFAULT_CONCURRENCY = 3  # AUDIFI_FETCH_CONCURRENCY's default
-_DEFAULT_BATCH = 200  # AUDIFI_RPC_BATCH_SIZE's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +51,9 @@ class Floor:
 
 def floor(chain: CachedChain, env: dict[str, str]) -> Floor:
     """The least time the plan's limits allow for this chain (see the module docstring)."""
-    concurrency = int(env.get("AUDIFI_FETCH_CONCURRENCY", _DEFAULT_CONCURRENCY))
-    batch = int(env.get("AUDIFI_RPC_BATCH_SIZE", _DEFAULT_BATCH))
+    defaults = Settings.model_fields
+    concurrency = int(env.get("AUDIFI_FETCH_CONCURRENCY", defaults["fetch_concurrency"].default))
+    batch = int(env.get("AUDIFI_RPC_BATCH_SIZE", defaults["rpc_batch_size"].default))
     get_logs = max(math.ceil(chain.events / MAX_RESULTS), math.ceil(chain.blocks / MAX_RANGE))
     calls = get_logs + chain.blocks
     requests = get_logs + math.ceil(chain.blocks / batch)
