@@ -21,7 +21,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 DECREASE = 0.7  # after a refusal: this share of the rate that was refused
-INCREASE_PER_S = 0.03  # per second without a refusal: this share more
+INCREASE_PER_S = 0.03  # per second without a refusal: this share more,
+MIN_INCREASE_PER_S = 0.5  # and at least this many calls per second more
 MIN_RATE = 1.0  # calls per second, however many refusals
 _WINDOW_S = 1.0  # the sending rate is measured over this last stretch
 _BURST_S = 0.25  # the bucket holds this many seconds of calls
@@ -47,11 +48,26 @@ class AdaptiveRate:
         self._sent: deque[tuple[float, int]] = deque()  # (when, calls) in the window
         self._decreased_at = -1.0e9
         self._grown_at = clock()
+        self._largest_answered = 0  # calls in the largest request answered so far
         self._lock = asyncio.Lock()
 
     @property
     def limited(self) -> bool:
         return self.rate is not None
+
+    @property
+    def calls_per_request(self) -> int | None:
+        """The most calls one request may hold under a limit: a second's worth, or as many
+        as a request the provider did answer (however well paced, a batch larger than the
+        provider's budget is refused every time, while splitting one it takes only adds
+        requests); None while nothing limits."""
+        if self.rate is None:
+            return None
+        return max(1, int(self.rate), self._largest_answered)
+
+    def answered(self, calls: int) -> None:
+        """The provider answered a request of `calls` calls."""
+        self._largest_answered = max(self._largest_answered, calls)
 
     async def acquire(self, calls: int) -> None:
         """Wait until `calls` more calls fit the rate (at once while nothing limits)."""
@@ -94,7 +110,7 @@ class AdaptiveRate:
         elapsed = now - self._grown_at
         if elapsed <= 0.0:
             return
-        self.rate *= 1.0 + INCREASE_PER_S * elapsed
+        self.rate += max(self.rate * INCREASE_PER_S, MIN_INCREASE_PER_S) * elapsed
         if self.ceiling is not None:
             self.rate = min(self.rate, self.ceiling)
         self._grown_at = now

@@ -161,6 +161,11 @@ class _Endpoints:
         if len(self.items) > 1 and endpoint.failures == _DOWN_AFTER:
             log.warning("rpc_endpoint_down", endpoint=endpoint.index, rest_s=rest)
 
+    def calls_per_request(self) -> int | None:
+        """The most calls a request may hold at the most limited URL; None: no limit."""
+        limits = [e.rate.calls_per_request for e in self.items]
+        return min((n for n in limits if n is not None), default=None)
+
     def rate_limited(self, endpoint: _Endpoint, calls: int) -> None:
         """It said "too many requests" to `calls` calls: they are paced lower from now on."""
         rate = endpoint.rate.refused(calls)
@@ -262,14 +267,16 @@ class RpcClient:
         short jittered pause; then a null header is returned and a refusal raised."""
         if not calls:
             return []
-        results = await self._retried(calls, min_block, reverts_as_results)
+        results = await self._requested(calls, min_block, reverts_as_results)
         for attempt in range(1, _LAGGING_TRIES + 1):
             lacking = _lacking_items(calls, results)
             if not lacking or min_block is None:
                 break
             metrics.RPC_RETRIES.labels("lagging_item").inc()
             await asyncio.sleep(_LAGGING_BACKOFF.delay(attempt))
-            again = await self._retried([calls[i] for i in lacking], min_block, reverts_as_results)
+            again = await self._requested(
+                [calls[i] for i in lacking], min_block, reverts_as_results
+            )
             for i, result in zip(lacking, again, strict=True):
                 results[i] = result
         for result in results:
@@ -277,10 +284,21 @@ class RpcClient:
                 raise result.error
         return results
 
+    async def _requested(
+        self, calls: Sequence[Call], min_block: int | None, reverts_as_results: bool
+    ) -> list[Any]:
+        """The calls in requests no larger than the providers' rate limits let one be,
+        each sized when it is sent, a retry too (the limit falls while refusals teach it)."""
+        results: list[Any] = []
+        while len(results) < len(calls):
+            results += await self._retried(calls[len(results) :], min_block, reverts_as_results)
+        return results
+
     async def _retried(
         self, calls: Sequence[Call], min_block: int | None, reverts_as_results: bool = False
     ) -> list[Any]:
-        """One request, retried while `is_retryable` says so (across URLs)."""
+        """One request of the first calls (as many as the rate limits let one hold: the
+        results of those), retried while `is_retryable` says so (across URLs)."""
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(self._max_retries + 1),
@@ -291,7 +309,8 @@ class RpcClient:
         async for attempt in retrying:
             with attempt:
                 endpoint = self._endpoints.pick(min_block)
-                return await self._send(calls, endpoint, min_block, reverts_as_results)
+                size = self._endpoints.calls_per_request() or len(calls)
+                return await self._send(calls[:size], endpoint, min_block, reverts_as_results)
         raise AssertionError("unreachable: tenacity reraises")
 
     async def head(self) -> int:
@@ -358,6 +377,7 @@ class RpcClient:
             metrics.RPC_LATENCY.observe(elapsed)
             metrics.TIME_SPENT.labels("node").inc(elapsed)
         self._endpoints.succeeded(endpoint)
+        endpoint.rate.answered(len(calls))
         metrics.RPC_REQUESTS.labels(method, "ok").inc()
         if method == "eth_blockNumber" and isinstance(results[0], str):
             self._endpoints.saw_head(endpoint, int(results[0], 16))

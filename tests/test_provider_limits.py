@@ -11,6 +11,7 @@ import pytest
 
 from indexer.backfill import backfill
 from indexer.limits import parse_limit_error
+from indexer.rpc import RpcClient
 from indexer.service import open_pipeline
 from tests.helpers import pg
 from tests.helpers.chain import settings_through
@@ -90,9 +91,9 @@ async def test_behind_a_rate_limited_plan_the_rate_settles_under_it(
     async with RpcProxy(live.chain.url) as proxy:
         proxy.hosted(latency_s=0.01, calls_per_second=10)
         proxy.limit_get_logs(max_results=MAX_RESULTS, error=limit_error("alchemy"))
-        # Batches within the plan's one-second burst: a bigger one is refused however slowly
-        # it is sent (a provider's per-second budget caps the size of one request too).
-        config = settings_through(database_url, live.chain, [proxy.url], rpc_batch_size=5)
+        # Batches of the default size (200) are over the plan's one-second budget, which
+        # refuses them however slowly they are sent: once limited, the indexer splits them.
+        config = settings_through(database_url, live.chain, [proxy.url])
         async with open_pipeline(config) as p:
             await backfill(p, live.chain.factory_block, head, head=head, concurrency=3)
     stats = proxy.stats
@@ -101,4 +102,19 @@ async def test_behind_a_rate_limited_plan_the_rate_settles_under_it(
     late = sum(n for second, n in stats.refused_per_s.items() if second > first + 3)
     assert max(stats.accepted_per_s) > first + 3, "too short a run to show the rate settle"
     assert late <= 0.05 * stats.calls, dict(stats.refused_per_s)
+    assert max(stats.accepted_per_s.values()) <= 10 + 10, "over the plan and its burst"
     assert await snapshot(database_url) == expected
+
+
+async def test_a_batch_larger_than_the_plan_allows_in_a_second_is_split(live: LiveChain) -> None:
+    """A plan of 10 calls/s refuses a request of 60 calls however long it waits: once it
+    has said "too many", the calls go in requests no larger than a second's worth, and all
+    of them are answered."""
+    head = live.head()
+    async with RpcProxy(live.chain.url) as proxy, RpcClient([proxy.url], max_retries=8) as rpc:
+        proxy.hosted(latency_s=0.0, calls_per_second=10)
+        numbers = [n % (head + 1) for n in range(60)]
+        headers = await rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+    assert [int(h["number"], 16) for h in headers] == numbers
+    assert proxy.stats.rate_limited > 0, "the plan never refused anything: the test proves nothing"
+    assert max(proxy.stats.accepted_per_s.values()) <= 10 + 10, "over the plan and its burst"

@@ -101,3 +101,18 @@ async def test_a_configured_ceiling_is_never_exceeded() -> None:
     clock.now += 3600.0
     await rate.acquire(1)
     assert rate.rate == 25.0
+
+
+def test_a_request_holds_a_seconds_worth_of_calls_or_what_was_answered() -> None:
+    clock = Clock()
+    rate = AdaptiveRate(clock=clock, sleep=clock.sleep)
+    assert rate.calls_per_request is None, "nothing limits a request before a refusal"
+    rate.answered(3)
+    rate.refused(60)  # a request of 60 calls alone is over the provider's budget
+    assert rate.calls_per_request == int(60 * ratelimit.DECREASE)
+    for _ in range(4):
+        clock.now += 1.0
+        rate.refused(rate.calls_per_request or 0)
+    assert rate.calls_per_request == int(rate.rate or 0) < 15
+    rate.answered(40)  # the provider took one this large: splitting it only adds requests
+    assert rate.calls_per_request == 40
