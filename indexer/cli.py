@@ -110,14 +110,46 @@ def backfill(
     audit: Annotated[
         bool, typer.Option("--audit/--no-audit", help="Audit the range when indexed.")
     ] = True,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            "--shard",
+            metavar="I/N",
+            help="Index only shard I (from 0) of N of the range; run all N, anywhere, at once.",
+        ),
+    ] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            "--shards",
+            min=1,
+            help="As --shard I/N with I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job).",
+        ),
+    ] = None,
 ) -> None:
     """Index exactly [--from-block, --to-block], then audit it against the node's
-    receipts and heal what differs; idempotent, safe beside a running daemon."""
+    receipts and heal what differs; idempotent, safe beside a running daemon and beside
+    the other shards of the same range."""
+    import os
+
     from indexer.commands import run_backfill
+    from indexer.shards import Shard
 
     require_range(from_block, to_block)
+    if shard is not None and shards is not None:
+        fail("give --shard I/N or --shards N, not both", USAGE)
+    try:
+        part = (
+            Shard.parse(shard)
+            if shard is not None
+            else Shard.from_environment(shards, os.environ)
+            if shards is not None
+            else None
+        )
+    except ConfigError as e:
+        fail(str(e), USAGE)
     loaded = settings()
-    run_async(lambda: run_backfill(loaded, from_block, to_block, audit=audit))
+    run_async(lambda: run_backfill(loaded, from_block, to_block, audit=audit, shard=part))
 
 
 @app.command(short_help="Re-read committed blocks by receipts and heal what differs.")

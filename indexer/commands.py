@@ -12,9 +12,10 @@ import typer
 
 from indexer import metrics, migrate, statusreport
 from indexer.audit import AuditReport, audit_range
-from indexer.backfill import backfill
+from indexer.backfill import backfill_ranges
 from indexer.chain import Checkpoint
 from indexer.config import Settings
+from indexer.dbreplica import open_replica
 from indexer.errors import ConfigError, Fatal
 from indexer.progress import Progress, ProgressLog
 from indexer.service import (
@@ -24,6 +25,7 @@ from indexer.service import (
     open_pool,
     record_identity_if_new,
 )
+from indexer.shards import BlockRange, Shard, stripes, uncommitted
 from indexer.step import Pipeline
 from indexer.store.db import connection
 from indexer.store.ops import VIEWS, refresh_views
@@ -51,25 +53,47 @@ def _progress_printer() -> Callable[[Progress], None]:
     return show
 
 
-async def run_backfill(settings: Settings, from_block: int, to_block: int, *, audit: bool) -> None:
-    """Index the range; then, unless told not to, audit it (and heal what the node got
-    wrong), so that a backfill ends equal to the chain even behind a provider that lies."""
+async def run_backfill(
+    settings: Settings, from_block: int, to_block: int, *, audit: bool, shard: Shard | None = None
+) -> None:
+    """Index the range (or the shard's stripes of it); then, unless told not to, audit
+    it (and heal what the node got wrong), so that a backfill ends equal to the chain
+    even behind a provider that lies."""
     async with open_pipeline(settings, records=True, first_block=from_block) as p:
         head = await p.source.head()
         if to_block > head:  # bad input, like the other argument errors: exit 2
             raise ConfigError(f"--to-block {to_block} is beyond the node's head {head}")
         await record_identity_if_new(p, settings)
+        ranges = [(from_block, to_block)]
+        if shard is not None:
+            ranges = await _shard_ranges(p, from_block, to_block, shard)
         async with metrics_served(settings):
-            await _backfill_and_audit(settings, p, from_block, to_block, head=head, audit=audit)
+            await _backfill_and_audit(settings, p, ranges, head=head, audit=audit)
+
+
+async def _shard_ranges(
+    p: Pipeline, from_block: int, to_block: int, shard: Shard
+) -> list[BlockRange]:
+    """The shard's stripes less what is committed already (a retried shard resumes)."""
+    mine = stripes(from_block, to_block, shard)
+    committed = [(span.from_block, span.to_block) for span in await p.store.coverage()]
+    left = uncommitted(mine, committed)
+    log.info(
+        "shard",
+        shard=str(shard),
+        stripes=len(mine),
+        blocks=sum(end - start + 1 for start, end in mine),
+        left_blocks=sum(end - start + 1 for start, end in left),
+    )
+    return left
 
 
 async def _backfill_and_audit(
-    settings: Settings, p: Pipeline, from_block: int, to_block: int, *, head: int, audit: bool
+    settings: Settings, p: Pipeline, ranges: list[BlockRange], *, head: int, audit: bool
 ) -> None:
-    done = await backfill(
+    done = await backfill_ranges(
         p,
-        from_block,
-        to_block,
+        ranges,
         head=head,
         concurrency=settings.fetch_concurrency,
         on_progress=_progress_printer(),
@@ -79,8 +103,10 @@ async def _backfill_and_audit(
     http_requests, rpc_calls = metrics.rpc_totals()
     log.info(
         "backfill_done",
-        from_block=from_block,
-        to_block=to_block,
+        from_block=ranges[0][0] if ranges else None,
+        to_block=ranges[-1][1] if ranges else None,
+        ranges=len(ranges),
+        blocks=done.total_blocks,
         logs=done.logs,
         events=done.events,
         elapsed_s=round(done.elapsed, 2),
@@ -89,7 +115,8 @@ async def _backfill_and_audit(
         rpc_calls=rpc_calls,
     )
     if audit and settings.audit:
-        await _audit(settings, p, from_block, to_block, heal=True)
+        for start, end in ranges:
+            await _audit(settings, p, start, end, heal=True)
 
 
 async def run_audit(settings: Settings, from_block: int, to_block: int, *, heal: bool) -> bool:
@@ -170,8 +197,10 @@ async def _require_canonical_below(p: Pipeline, to_block: int) -> None:
 
 
 async def run_status(settings: Settings, *, as_json: bool) -> None:
-    async with open_pipeline(settings) as p:
-        report = await statusreport.collect(p)
+    """The status as read from the replica when AUDIFI_DATABASE_REPLICA_URL is set (with
+    its lag behind the primary), else from the primary."""
+    async with open_pipeline(settings) as p, open_replica(settings) as replica:
+        report = await statusreport.collect(p, replica)
     if as_json:
         typer.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     else:

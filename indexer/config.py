@@ -45,6 +45,10 @@ def _check_http_url(value: str) -> str:
 
 PostgresUrl = Annotated[SecretStr, AfterValidator(_check_postgres_url)]
 HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+# What is between the indexer and PostgreSQL: the server itself or a session pooler
+# (session), or a pooler that hands each transaction to any server connection
+# (transaction: PgBouncer's pool_mode=transaction; see indexer/store/db.py).
+PoolMode = Literal["session", "transaction"]
 
 
 class Settings(BaseSettings):
@@ -53,10 +57,17 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AUDIFI_", extra="ignore")
 
     database_url: PostgresUrl | None = None
+    # A streaming standby of the primary for read-only work (deploy/README.md "Read
+    # replica"): `status` and `verify` read it; `verify` only once it has replayed what
+    # the primary had written when it started, waiting at most this long (then it reads
+    # the primary); the daemon measures its lag this often.
     database_replica_url: PostgresUrl | None = None
+    database_replica_wait_seconds: float = Field(default=30.0, ge=0)
+    database_replica_sample_interval: float = Field(default=5.0, gt=0)
     db_pool_min: int = Field(default=2, ge=1)
     db_pool_max: int = Field(default=10, ge=2)
     db_statement_timeout_ms: int = Field(default=60_000, ge=0)
+    db_pool_mode: PoolMode = "session"
 
     rpc_url: HttpUrl = "http://127.0.0.1:8545"
     rpc_urls: Annotated[list[HttpUrl], NoDecode] = Field(default_factory=list)
@@ -109,7 +120,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("audit_rpc_url", mode="before")
+    @field_validator("audit_rpc_url", "database_replica_url", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: object) -> object:
         return None if value == "" else value

@@ -171,7 +171,7 @@ def _which(error: BaseException) -> str:
 
 
 async def _metrics(_: web.Request) -> web.Response:
-    body = prometheus_client.generate_latest()
+    body = metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST})
 
 

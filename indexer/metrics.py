@@ -1,10 +1,17 @@
 """Every Prometheus metric the indexer exports, in one place.
 
 One prefix (`audifi_indexer_`), units in names, and only low-cardinality
-labels: never a block number, hash or address.
+labels: never a block number, hash or address. One process indexes one chain; once
+it knows which, every `audifi_indexer_` sample it exports carries `chain_id`, so the
+followers of several chains can share one Prometheus and one dashboard.
 """
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 PREFIX = "audifi_indexer"
@@ -156,3 +163,71 @@ def rpc_totals() -> tuple[int, int]:
 
 def _samples(metric: Counter | Histogram) -> list[Sample]:
     return [s for family in metric.collect() for s in family.samples]
+
+
+CHAIN_LABEL = "chain_id"
+_chain_label: dict[str, str] = {}
+
+
+def label_chain(chain_id: int) -> None:
+    """From now on, every exported sample of ours names this chain (CHAIN_LABEL)."""
+    _chain_label[CHAIN_LABEL] = str(chain_id)
+
+
+class _ChainLabelled(Collector):
+    """The default registry's families, ours with the chain's label added."""
+
+    def collect(self) -> Iterator[Metric]:
+        for family in REGISTRY.collect():
+            if not _chain_label or not family.name.startswith(PREFIX):
+                yield family
+                continue
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [
+                s._replace(labels={**s.labels, **_chain_label}) for s in family.samples
+            ]
+            yield labelled
+
+
+_EXPORTED = CollectorRegistry(auto_describe=False)
+_EXPORTED.register(_ChainLabelled())
+
+
+def exposition() -> bytes:
+    """The /metrics body (Prometheus text format)."""
+    return generate_latest(_EXPORTED)
+
+
+def _unknown_until_set(gauge: Gauge) -> Gauge:
+    """NaN (unknown) until measured: a process without the thing measured, or before its
+    first measurement, must not export a 0 that reads as "no lag"."""
+    gauge.set(float("nan"))
+    return gauge
+
+
+# The read replica (AUDIFI_DATABASE_REPLICA_URL), sampled by the daemon (store/replica.py).
+DB_REPLICA_LAG_BYTES = _unknown_until_set(
+    Gauge(
+        f"{PREFIX}_db_replica_lag_bytes",
+        "WAL bytes the database replica has not replayed, against the primary's position.",
+    )
+)
+DB_REPLICA_LAG_SECONDS = _unknown_until_set(
+    Gauge(
+        f"{PREFIX}_db_replica_lag_seconds",
+        "0 once the database replica has replayed the primary's WAL; while behind, seconds "
+        "since the last commit it replayed (at most that stale; not grown by an idle primary).",
+    )
+)
+DB_REPLICA_LAG_BLOCKS = _unknown_until_set(
+    Gauge(
+        f"{PREFIX}_db_replica_lag_blocks",
+        "Blocks between the primary's checkpoint and the one readers of the replica see.",
+    )
+)
+DB_REPLICA_SAMPLED = _unknown_until_set(
+    Gauge(
+        f"{PREFIX}_db_replica_last_sample_timestamp_seconds",
+        "Unix time of the last measurement of the database replica's lag (0: none yet).",
+    )
+)

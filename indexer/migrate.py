@@ -3,9 +3,12 @@
 The files are `NNNN_name.up.sql` / `NNNN_name.down.sql` pairs in `sql/migrations`.
 Applied versions are recorded in `schema_migrations` with the sha256 of the up
 file, so a migration edited after it was applied is refused instead of leaving
-databases that claim the same version with different schemas. A session-level
-advisory lock serialises runners: replicas that start together take turns, and
-the later ones find nothing left to do.
+databases that claim the same version with different schemas. Each migration's
+transaction first takes a transaction-level advisory lock, then reads what is
+applied: runners that start together take turns migration by migration, each
+migration is applied once, and a runner that comes later finds nothing to do.
+Nothing is held between transactions, so this works through a transaction pooler
+(PgBouncer), where consecutive transactions may run on different server sessions.
 
 Migration files must not contain transaction control (`begin`, `commit`): the
 runner wraps each one in a transaction together with its bookkeeping row.
@@ -28,8 +31,8 @@ import asyncpg
 import structlog
 
 MIGRATIONS_DIR_ENV: Final = "AUDIFI_MIGRATIONS_DIR"
-# The pg_advisory_lock key every runner holds while migrating: b"audifimg" as a
-# big-endian bigint, 7022629597806685543. Only this module takes it.
+# The pg_advisory_xact_lock key every migration's transaction takes first: b"audifimg"
+# as a big-endian bigint, 7022629597806685543. Only this module takes it.
 MIGRATION_LOCK_KEY: Final = int.from_bytes(b"audifimg", "big")
 
 _DEFAULT_DIR: Final = Path(__file__).resolve().parent.parent / "sql" / "migrations"
@@ -157,22 +160,27 @@ async def migrate_up(
 ) -> list[int]:
     """Applies the pending migrations up to version `to` (default: all), oldest first.
 
-    Returns the versions this call applied: [] when another runner got there
-    first. Refuses to start if an applied migration's file changed or a pending
+    Returns the versions this call applied, in order: [] when another runner got
+    there first; runners at work together share the versions between them. Each
+    transaction refuses to go on if an applied migration's file changed or a pending
     one is older than the newest applied one.
     """
     migrations = load_migrations(directory)
     _check_target(migrations, to)
-    async with _migration_lock(conn):
-        applied = await _applied(conn)
-        _check_checksums(migrations, applied)
-        pending = [
-            m for m in migrations if m.version not in applied and (to is None or m.version <= to)
-        ]
-        _check_order(pending, applied)
-        for migration in pending:
-            await _apply(conn, migration)
-    return [m.version for m in pending]
+    done: list[int] = []
+    while True:
+        async with _turn(conn) as applied:
+            _check_checksums(migrations, applied)
+            pending = [
+                m
+                for m in migrations
+                if m.version not in applied and (to is None or m.version <= to)
+            ]
+            _check_order(pending, applied)
+            if not pending:
+                return done
+            await _apply(conn, pending[0])
+        done.append(pending[0].version)
 
 
 async def migrate_down(
@@ -186,15 +194,17 @@ async def migrate_down(
     migrations = load_migrations(root)
     _check_target(migrations, to)
     by_version = {m.version: m for m in migrations}
-    async with _migration_lock(conn):
-        applied = await _applied(conn)
-        _check_checksums(migrations, applied)
-        doomed = sorted((v for v in applied if v > to), reverse=True)
-        for version in doomed:
-            if version not in by_version:
-                raise MigrationFileError(f"cannot revert version {version}: no file in {root}")
-            await _revert(conn, by_version[version])
-    return doomed
+    done: list[int] = []
+    while True:
+        async with _turn(conn) as applied:
+            _check_checksums(migrations, applied)
+            newest = max((v for v in applied if v > to), default=None)
+            if newest is None:
+                return done
+            if newest not in by_version:
+                raise MigrationFileError(f"cannot revert version {newest}: no file in {root}")
+            await _revert(conn, by_version[newest])
+        done.append(newest)
 
 
 async def migration_status(
@@ -234,18 +244,17 @@ async def pending_versions(conn: asyncpg.Connection, *, directory: Path | None =
 
 
 @asynccontextmanager
-async def _migration_lock(conn: asyncpg.Connection) -> AsyncIterator[None]:
-    """Holds the migration lock (waiting for it) with schema_migrations in place."""
+async def _turn(conn: asyncpg.Connection) -> AsyncIterator[dict[int, asyncpg.Record]]:
+    """One transaction holding the migration lock (waiting for it), with schema_migrations
+    in place, yielding what is applied as of the lock: whatever the body decides, it
+    decides on what the runners before it committed. The lock ends with the transaction,
+    on whichever server session a pooler ran it."""
     if conn.is_in_transaction():
         raise MigrationError("migrations need a connection that is not in a transaction")
-    await conn.execute("select pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
-    try:
+    async with conn.transaction():
+        await conn.execute("select pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
         await conn.execute(_CREATE_TABLE)
-        yield
-    finally:
-        # A lost connection has released the lock already.
-        if not conn.is_closed():
-            await conn.execute("select pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        yield await _applied(conn)
 
 
 async def _applied(conn: asyncpg.Connection) -> dict[int, asyncpg.Record]:
@@ -307,12 +316,12 @@ async def _revert(conn: asyncpg.Connection, migration: Migration) -> None:
 async def _run(
     conn: asyncpg.Connection, path: Path, sql: str, bookkeeping: str, *args: object
 ) -> int:
-    """Runs one file and its schema_migrations change in one transaction; returns elapsed ms."""
+    """Runs one file and its schema_migrations change in the turn's transaction (rolled
+    back whole when either fails); returns elapsed ms."""
     started = time.perf_counter()
     try:
-        async with conn.transaction():
-            await conn.execute(sql)
-            await conn.execute(bookkeeping, *args)
+        await conn.execute(sql)
+        await conn.execute(bookkeeping, *args)
     except asyncpg.PostgresError as e:
         raise MigrationFailedError(f"{path} failed: {e}") from e
     return round((time.perf_counter() - started) * 1000)

@@ -16,16 +16,16 @@ import structlog
 
 from indexer import __version__, metrics
 from indexer.audit import Auditor, EndpointReader, Reader, ReceiptsReader
-from indexer.backfill import backfill
+from indexer.catchup import catch_up
 from indexer.chain import Checkpoint, ContractKind, TrackedContract
 from indexer.config import Settings, redact_url
+from indexer.dbreplica import sample_replica_lag
 from indexer.errors import ConfigError, Fatal, IndexerError, Retryable, RpcError, SchemaBehind
 from indexer.follow import STOP_GRACE_SECONDS, CatchUp, follow
 from indexer.health import Health, serve
 from indexer.leader import Leadership
 from indexer.migrate import MigrationError, pending_versions
 from indexer.pacing import Backoff, wait_or_stop
-from indexer.progress import Progress, ProgressLog
 from indexer.ranges import RangePlanner
 from indexer.rpc import RpcClient
 from indexer.source import ChainSource
@@ -60,11 +60,13 @@ async def find_deployment_block(source: ChainSource, address: bytes, head: int) 
 
 
 async def open_pool(settings: Settings) -> asyncpg.Pool:
+    """The primary's pool, direct or through a pooler as AUDIFI_DB_POOL_MODE says."""
     return await create_pool(
         settings.database_dsn(),
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         statement_timeout_ms=settings.db_statement_timeout_ms,
+        pool_mode=settings.db_pool_mode,
     )
 
 
@@ -107,6 +109,7 @@ async def open_pipeline(
             raise ConfigError(
                 f"AUDIFI_CHAIN_ID is {settings.chain_id} but the node serves chain {chain_id}"
             )
+        metrics.label_chain(chain_id)
         store = Store(pool, chain_id, reorg_window=settings.reorg_window)
         since, unrecorded = await _first_block(settings, source, store, records, first_block)
         planner = RangePlanner(
@@ -327,10 +330,16 @@ async def _serve_and_follow(
     p: Pipeline, settings: Settings, stop: asyncio.Event, health: Health
 ) -> None:
     """Stand by or lead until stopped; while leading, follow with the lease's fence."""
-    refresher = None
+    beside: list[asyncio.Task[None]] = []  # on the side, whether leading or standing by
     if settings.view_refresh_interval > 0:
-        refresher = asyncio.create_task(
-            refresh_views_periodically(p.store.pool, settings.view_refresh_interval, stop)
+        beside.append(
+            asyncio.create_task(
+                refresh_views_periodically(p.store.pool, settings.view_refresh_interval, stop)
+            )
+        )
+    if settings.database_replica_url is not None:
+        beside.append(
+            asyncio.create_task(sample_replica_lag(settings, p.store.pool, p.store.chain_id, stop))
         )
     holder = f"{settings.replica_name or socket.gethostname()}:{os.getpid()}:{token_hex(3)}"
     leadership = Leadership(p.store, holder=holder, seconds=settings.lease_seconds, health=health)
@@ -354,32 +363,24 @@ async def _serve_and_follow(
     try:
         await leadership.run(stop, lead)
     finally:
-        if refresher is not None:
-            refresher.cancel()
+        for task in beside:
+            task.cancel()
+        await asyncio.gather(*beside, return_exceptions=True)
 
 
 def _catch_up(p: Pipeline, settings: Settings, stop: asyncio.Event, health: Health) -> CatchUp:
-    """The daemon's catch-up: the backfill driver over [start, end], reporting progress
-    to the health endpoints as each batch commits."""
-
-    async def catch_up(start: int, end: int, head: int) -> None:
-        progress_log = ProgressLog("catch_up_progress")
-
-        def on_progress(done: Progress) -> None:
-            health.progressed(start - 1 + done.done_blocks, head=head)
-            progress_log(done)
-
-        await backfill(
+    async def caught_up(start: int, end: int, head: int) -> None:
+        await catch_up(
             p,
             start,
             end,
             head=head,
             concurrency=settings.fetch_concurrency,
             stop=stop,
-            on_progress=on_progress,
+            health=health,
         )
 
-    return catch_up
+    return caught_up
 
 
 async def _follow_or_linger(

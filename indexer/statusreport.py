@@ -4,26 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+
 from indexer.step import Pipeline
 from indexer.store.ops import discrepancies, event_counts, last_reorg
+from indexer.store.replica import Lag, measure_lag
+from indexer.store.state import Store
 
 
-async def collect(p: Pipeline) -> dict[str, Any]:
+async def collect(p: Pipeline, replica: asyncpg.Pool | None = None) -> dict[str, Any]:
+    """The index as its readers see it: read from `replica` when given (refused with
+    NotAStandby unless it is a standby of the primary; its lag behind the primary is the
+    `replica` entry), else from the primary."""
+    chain_id = p.store.chain_id
+    lag = None if replica is None else await measure_lag(p.store.pool, replica, chain_id)
+    store = p.store if replica is None else Store(replica, chain_id, reorg_window=p.reorg_window)
     head = await p.source.head()
-    position = await p.store.position()
-    counts = await event_counts(p.store.pool, p.store.chain_id)
-    reorg = await last_reorg(p.store.pool, p.store.chain_id)
+    position = await store.position()
+    counts = await event_counts(store.pool, chain_id)
+    reorg = await last_reorg(store.pool, chain_id)
     indexed = position.checkpoint.number if position.checkpoint else None
-    spans = await p.store.coverage()
-    found = await discrepancies(p.store.pool, p.store.chain_id)
+    spans = await store.coverage()
+    found = await discrepancies(store.pool, chain_id)
     return {
-        "chain_id": p.store.chain_id,
+        "chain_id": chain_id,
         "head_block": head,
         "indexed_block": indexed,
         "lag_blocks": head - indexed if indexed is not None else None,
         "tracked_contracts": len(p.registry(position).addresses(up_to=head)),
         "committed_ranges": [[span.from_block, span.to_block] for span in spans],
-        "audited_block": (await p.store.audit_position()).audited_to,
+        "audited_block": (await store.audit_position()).audited_to,
         "discrepancies": {
             "by_kind": found.by_kind,
             "last_block": found.last_block,
@@ -41,11 +51,25 @@ async def collect(p: Pipeline) -> dict[str, Any]:
             "events_reverted": reorg.events_reverted,
             "cause": reorg.cause,
         },
+        "replica": None if lag is None else _replica(lag),
+    }
+
+
+def _replica(lag: Lag) -> dict[str, Any]:
+    return {
+        "caught_up": lag.caught_up,
+        "lag_blocks": lag.blocks,
+        "lag_bytes": lag.bytes,
+        "lag_seconds": None if lag.seconds is None else round(lag.seconds, 3),
+        "primary_indexed_block": lag.primary_block,
+        "replica_indexed_block": lag.replica_block,
+        "replay_paused": lag.paused,
     }
 
 
 def render(report: dict[str, Any]) -> str:
     lines = [
+        f"read from          {_read_from(report['replica'])}",
         f"chain id           {report['chain_id']}",
         f"head block         {report['head_block']}",
         f"indexed block      {report['indexed_block']}",
@@ -67,6 +91,22 @@ def render(report: dict[str, Any]) -> str:
         + (" (asked for by an operator)" if reorg["cause"] == "operator" else "")
     )
     return "\n".join(lines)
+
+
+def _read_from(replica: dict[str, Any] | None) -> str:
+    if replica is None:
+        return "the primary"
+    if replica["caught_up"]:
+        return "the replica, caught up with the primary"
+    blocks = replica["lag_blocks"]
+    seconds = replica["lag_seconds"]
+    return (
+        f"the replica, BEHIND the primary by {'?' if blocks is None else blocks} blocks "
+        f"(its checkpoint {replica['replica_indexed_block']}, the primary's "
+        f"{replica['primary_indexed_block']}) and {replica['lag_bytes']:,} bytes of WAL"
+        + ("" if seconds is None else f", at most {seconds:,.1f} s stale")
+        + (", replay paused" if replica["replay_paused"] else "")
+    )
 
 
 def _ranges(spans: list[list[int]]) -> str:

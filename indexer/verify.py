@@ -10,19 +10,27 @@ Three checks over [from_block, to_block]:
 
 Read-only: every query runs in one read-only, repeatable-read transaction, so a daemon
 writing meanwhile cannot make the stored side disagree with itself.
+
+With AUDIFI_DATABASE_REPLICA_URL the index is read from the replica, but only once it has
+replayed everything the primary had written when verify started (waiting at most
+AUDIFI_DATABASE_REPLICA_WAIT_SECONDS): a replica behind would show as differences what it
+has not replayed yet. Still behind by then, the primary is read, after one warning line.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import asyncpg
+import structlog
 import typer
 
 from indexer.audit import audit_range
 from indexer.chain import ZERO_ADDRESS, BlockRef, CoinTransfer, NftTransfer, Position, RawLog
 from indexer.config import Settings
+from indexer.dbreplica import open_replica
 from indexer.decode import decode
 from indexer.errors import ConfigError, Fatal, RangeTooLarge
 from indexer.registry import Registry
@@ -30,7 +38,11 @@ from indexer.service import open_audit_reader, open_pipeline
 from indexer.source import Fetched
 from indexer.step import Discovery, Pipeline
 from indexer.store.ops import BlockRows, Holding, Nft, Snapshot, snapshot
+from indexer.store.replica import measure_lag, replayed
+from indexer.store.state import Store
 from indexer.tables import TABLE_OF_EVENT
+
+log = structlog.get_logger("verify")
 
 OWNER_OF = bytes.fromhex("6352211e")  # ownerOf(uint256); reverts for a burned token
 BALANCE_OF = bytes.fromhex("70a08231")  # balanceOf(address)
@@ -96,8 +108,14 @@ async def run_verify_against(
     an operator who suspects the indexing node): print each block that differs, then a
     summary; True when none does. Read-only."""
     other = settings.model_copy(update={"audit_rpc_url": against})
-    async with open_pipeline(settings) as p, open_audit_reader(other, p) as reader:
-        report = await audit_range(p, reader, from_block, to_block, heal=False)
+    async with (
+        open_pipeline(settings) as p,
+        open_replica(settings) as replica,
+        open_audit_reader(other, p) as reader,
+    ):
+        index = await index_to_read(p, replica, wait=settings.database_replica_wait_seconds)
+        reading = replace(p, store=index)
+        report = await audit_range(reading, reader, from_block, to_block, heal=False)
     for found in report.found:
         typer.echo(
             f"block {found.block_number}: the index holds "
@@ -114,16 +132,43 @@ async def run_verify_against(
 
 async def run_verify(settings: Settings, from_block: int, to_block: int) -> bool:
     """Print each difference, then a one-line summary; True when there are none."""
-    async with open_pipeline(settings) as p:
-        report = await verify(p, from_block, to_block)
+    async with open_pipeline(settings) as p, open_replica(settings) as replica:
+        index = await index_to_read(p, replica, wait=settings.database_replica_wait_seconds)
+        report = await verify(p, from_block, to_block, index=index)
     for line in report.differences:
         typer.echo(line)
     typer.echo(report.summary())
     return report.ok
 
 
-async def verify(p: Pipeline, from_block: int, to_block: int) -> Report:
-    """Compare [from_block, to_block] with the node; never writes to the database.
+async def index_to_read(p: Pipeline, replica: asyncpg.Pool | None, *, wait: float) -> Store:
+    """Where verify reads the index: the replica once it has replayed the primary's WAL
+    position as of now (within `wait` seconds), so that nothing the primary holds is
+    missing from what is compared; else the primary, after one warning line. Refuses a
+    replica that is not a standby of the primary (NotAStandby)."""
+    if replica is None:
+        return p.store
+    lag = await measure_lag(p.store.pool, replica, p.store.chain_id)
+    if lag.caught_up or await replayed(replica, lag.primary_lsn, within=wait):
+        log.info("verify_reads", database="replica")
+        return Store(replica, p.store.chain_id, reorg_window=p.reorg_window)
+    log.warning(
+        "db_replica_behind",
+        lag_blocks=lag.blocks,
+        lag_bytes=lag.bytes,
+        lag_seconds=lag.seconds,
+        replay_paused=lag.paused,
+        waited_s=wait,
+        reading="primary",
+    )
+    return p.store
+
+
+async def verify(
+    p: Pipeline, from_block: int, to_block: int, *, index: Store | None = None
+) -> Report:
+    """Compare [from_block, to_block] with the node; never writes to the database. The
+    stored side is read from `index` (default: the pipeline's store, the primary).
 
     Children are discovered from the node's factory logs, not taken from the index.
     Raises Fatal when the range is beyond the node's head or nothing is indexed, and the
@@ -134,7 +179,7 @@ async def verify(p: Pipeline, from_block: int, to_block: int) -> Report:
     # Children from the node, not from the index.
     registry = await Discovery.after(p, Position(None, ())).run(p, until=to_block)
     tally = _Tally()
-    async with snapshot(p.store.pool, p.store.chain_id) as stored:
+    async with snapshot((index or p.store).pool, p.store.chain_id) as stored:
         state_block = await stored.state_block()
         if state_block is None:
             raise Fatal(f"nothing is indexed for chain {p.store.chain_id} yet")

@@ -43,6 +43,7 @@ def test_version_prints_the_version_and_exits_0() -> None:
     [
         ("AUDIFI_DB_POOL_MIN", "many"),
         ("AUDIFI_DB_POOL_MAX", "1"),
+        ("AUDIFI_DB_POOL_MODE", "statement"),  # PgBouncer's third mode: not supported
         ("AUDIFI_POLL_INTERVAL", "-1"),
         ("AUDIFI_FACTORY_ADDRESS", "0x1234"),
         ("AUDIFI_RPC_URL", "ftp://node"),

@@ -63,7 +63,8 @@ def setting_env_names() -> set[str]:
 
 
 def exported_series() -> dict[str, set[str] | None]:
-    """Series name -> label names (None: any) for everything indexer.metrics declares."""
+    """Series name -> label names (None: any) for everything indexer.metrics declares,
+    with the chain's label every one of them carries when exported."""
     suffixes = {
         "counter": ("_total", "_created"),
         "gauge": ("",),
@@ -75,7 +76,7 @@ def exported_series() -> dict[str, set[str] | None]:
         if not isinstance(collector, MetricWrapperBase):
             continue
         (family,) = collector.describe()
-        labels = set(collector._labelnames)
+        labels = {*collector._labelnames, metrics.CHAIN_LABEL}
         for suffix in suffixes[family.type]:
             if family.type == "info":
                 series[family.name + suffix] = None
@@ -459,6 +460,13 @@ def test_jobs_migrate_and_backfill() -> None:
     assert args[0] == "backfill" and "--from-block" in args and "--to-block" in args
     start, end = int(args[args.index("--from-block") + 1]), int(args[args.index("--to-block") + 1])
     assert start <= end
+    # An Indexed Job of N pods, each shard JOB_COMPLETION_INDEX of N, each retried alone.
+    spec = backfill["spec"]
+    shards = int(args[args.index("--shards") + 1])
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] == shards
+    assert "backoffLimitPerIndex" in spec and "backoffLimit" not in spec
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
     # Its progress gauges are scraped while it runs: a PodMonitor on its pod's metrics port.
     (monitor,) = [doc for doc in k8s_docs()["backfill-job.yaml"] if doc["kind"] == "PodMonitor"]
     pod_labels = backfill["spec"]["template"]["metadata"]["labels"]
@@ -466,6 +474,74 @@ def test_jobs_migrate_and_backfill() -> None:
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert endpoint["port"] == "metrics" and ports["metrics"] == METRICS_PORT
+
+
+CHAINS = DEPLOY / "kubernetes-chains"
+
+
+def chain_overlays() -> list[Path]:
+    return sorted(path.parent for path in CHAINS.glob("*/kustomization.yaml"))
+
+
+def overlay_configmap(overlay: Path) -> dict[str, str]:
+    """The base ConfigMap's data with the overlay's JSON-patch values applied."""
+    data = dict(k8s_one("ConfigMap")["data"])
+    for patch in load_yaml(overlay / "kustomization.yaml")["patches"]:
+        if patch.get("target", {}).get("kind") == "ConfigMap":
+            for op in yaml.safe_load(patch["patch"]):
+                assert op["op"] in {"add", "replace"} and op["path"].startswith("/data/")
+                data[op["path"].removeprefix("/data/")] = op["value"]
+    return data
+
+
+@pytest.mark.parametrize("overlay", chain_overlays(), ids=lambda p: p.name)
+def test_a_further_chain_is_an_overlay_with_a_follower_of_its_own(
+    overlay: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kustomization = load_yaml(overlay / "kustomization.yaml")
+    assert kustomization["resources"] == ["../../kubernetes"]
+    assert kustomization["nameSuffix"] == f"-{overlay.name}"
+    (labels,) = kustomization["labels"]
+    assert labels["includeSelectors"] is True
+    assert labels["pairs"] == {"app.kubernetes.io/instance": f"audifi-indexer-{overlay.name}"}
+    data = overlay_configmap(overlay)
+    assert data["AUDIFI_CHAIN_ID"] != k8s_one("ConfigMap")["data"]["AUDIFI_CHAIN_ID"]
+    for name in [n for n in os.environ if n.startswith("AUDIFI_")]:
+        monkeypatch.delenv(name)
+    for name, value in data.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AUDIFI_DATABASE_URL", "postgresql://x:y@db/audifi")
+    assert load_settings().chain_id == int(data["AUDIFI_CHAIN_ID"])
+
+
+def kustomize(path: Path) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        ["kubectl", "kustomize", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) is not installed")
+@pytest.mark.parametrize("overlay", chain_overlays(), ids=lambda p: p.name)
+def test_the_overlay_builds_a_second_follower_beside_the_base(overlay: Path) -> None:
+    base = {(d["kind"], d["metadata"]["name"]): d for d in kustomize(K8S)}
+    added = {(d["kind"], d["metadata"]["name"]): d for d in kustomize(overlay)}
+    suffix = f"-{overlay.name}"
+    assert {kind for kind, _ in added} == {"ConfigMap", "Deployment", "PodDisruptionBudget"}
+    assert all(name.endswith(suffix) for _, name in added), "shared objects are the base's"
+    assert not added.keys() & base.keys()
+    (deployment,) = [d for (kind, _), d in added.items() if kind == "Deployment"]
+    (budget,) = [d for (kind, _), d in added.items() if kind == "PodDisruptionBudget"]
+    pods = deployment["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pods.items()
+    # The base's budget does not count the new chain's pods; its Service scrapes them.
+    base_budget = base[("PodDisruptionBudget", JOB)]["spec"]["selector"]["matchLabels"]
+    assert not base_budget.items() <= pods.items()
+    assert base[("Service", JOB)]["spec"]["selector"].items() <= pods.items()
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["envFrom"] == [{"configMapRef": {"name": f"audifi-indexer-config{suffix}"}}]
 
 
 # --- docker-compose -----------------------------------------------------------------

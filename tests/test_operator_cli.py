@@ -62,7 +62,9 @@ def test_metrics_port_0_logs_the_port_it_bound(
 def test_refresh_views_says_what_it_refreshed(database_url: str, live: LiveChain) -> None:
     result = run_cli(database_url, live.chain, "refresh-views")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "refreshed: artist_performance, master_ipo_stats\n"
+    assert result.stdout == (
+        "refreshed: artist_performance, master_ipo_stats, master_chain_stats, artist_coin_stats\n"
+    )
 
 
 def test_readyz_names_the_dependency_a_failing_step_failed_on_and_recovery_is_logged(

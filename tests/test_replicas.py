@@ -35,7 +35,12 @@ from indexer.store.state import Batch
 from indexer.store.write import lock_chain
 from tests.helpers import pg
 from tests.helpers.chain import INDEXER, indexer_env, running_indexer, settings_for, wait_exit
-from tests.helpers.chainstate import mismatches, oracle, reference, snapshot
+from tests.helpers.chainstate import (
+    checkpoint,
+    ends_equal_to_the_chain_and_a_fresh_index,
+    mismatches,
+    oracle,
+)
 from tests.helpers.livechain import Activity, LiveChain, live_chain
 from tests.helpers.ops import json_lines
 from tests.helpers.polling import eventually, wait_until
@@ -137,45 +142,6 @@ def _use_children(live: LiveChain, master: c.Master, coin: c.ArtistCoinRef) -> N
     )
 
 
-def _ends_equal_to_the_chain_and_a_fresh_index(
-    database_url: str, live: LiveChain, databases: pg.Databases, template_db: str
-) -> None:
-    """Poll until the index is at the head and agrees with the chain; then it must equal,
-    table by table, a fresh backfill of the same chain."""
-    head = live.head()
-    problems: list[str] = []
-
-    async def agrees() -> bool:
-        problems[:] = await mismatches(database_url, oracle(live.chain.url, live.chain.factory))
-        checkpoint = await _checkpoint(database_url)
-        if checkpoint != head:
-            problems.append(f"checkpoint {checkpoint}, head {head}")
-        return not problems
-
-    databases.run(
-        eventually(
-            agrees, within=60, every=0.2, what=lambda: f"the index to agree: {problems[:10]}"
-        )
-    )
-    name = databases.create(template=template_db)
-    try:
-        fresh = databases.run(reference(databases.url(name), live.chain, head))
-    finally:
-        databases.drop(name)
-    indexed = databases.run(snapshot(database_url))
-    for table, rows in fresh.items():
-        assert indexed[table] == rows, table
-
-
-async def _checkpoint(database_url: str) -> int | None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        value = await conn.fetchval("select block_number from indexer_checkpoints")
-        return None if value is None else int(value)
-    finally:
-        await conn.close()
-
-
 @pytest.mark.parametrize("count", [2, 3])
 def test_replicas_follow_through_activity_children_and_reorgs_with_one_leader(
     count: int,
@@ -191,7 +157,7 @@ def test_replicas_follow_through_activity_children_and_reorgs_with_one_leader(
             with Activity(live, every=0.3, events=40, reorg_every=4, seed=seed) as activity:
                 _rounds(activity, 5, with_reorg=True)
             _deploy_and_use_children(live)  # between rounds: the workload's connection is ours
-        _ends_equal_to_the_chain_and_a_fresh_index(database_url, live, pg_databases, template_db)
+        ends_equal_to_the_chain_and_a_fresh_index(database_url, live, pg_databases, template_db)
         _leader(running)
         assert sum(_roles(log).count("leader") for _, log in running) == 1
     for _, log in running:  # SIGTERM: every replica stops cleanly
@@ -220,7 +186,7 @@ def test_a_standby_takes_over_within_the_lease_when_the_leader_is_killed(
         _deploy_and_use_children(live)
         print(f"takeover after SIGKILL: {took:.2f} s (lease {LEASE} s)")
         assert took <= 2 * LEASE + 3.0, took  # expiry + a polling round, loose: shared CPUs
-        _ends_equal_to_the_chain_and_a_fresh_index(database_url, live, pg_databases, template_db)
+        ends_equal_to_the_chain_and_a_fresh_index(database_url, live, pg_databases, template_db)
 
 
 def test_a_leader_paused_past_its_lease_steps_down_when_it_resumes(
@@ -252,7 +218,7 @@ def test_a_leader_paused_past_its_lease_steps_down_when_it_resumes(
         _deploy_and_use_children(live)
         events = [r.get("event") for r in json_lines(paused_log.read_text())]
         assert "lease_lost" in events
-        _ends_equal_to_the_chain_and_a_fresh_index(database_url, live, pg_databases, template_db)
+        ends_equal_to_the_chain_and_a_fresh_index(database_url, live, pg_databases, template_db)
         assert _leader(running) == 1 - leader
 
 
@@ -427,7 +393,7 @@ def test_status_and_run_on_an_existing_index_need_no_history(
     )
     assert done.returncode == 0, done.stderr
     # The backfill started the index, so it created the checkpoint and moved it along.
-    assert asyncio.run(_checkpoint(database_url)) == head
+    assert asyncio.run(checkpoint(database_url)) == (head, live.block_hash(head))
     with _no_history_proxy(live.chain.url) as url:
         pruned = {**env, "AUDIFI_RPC_URL": url}
         status = _run_cli(["status", "--json"], pruned)

@@ -89,6 +89,7 @@ def test_status_reports_checkpoint_head_lag_contracts_events_and_last_reorg(
         "committed_ranges": [[live.chain.factory_block, head]],
         "audited_block": -1,
         "discrepancies": {"by_kind": {}, "last_block": None, "last_at": None},
+        "replica": None,  # read from the primary: no AUDIFI_DATABASE_REPLICA_URL
     }
     assert counts["nft_transfers"] > 0 and counts["token_transfers"] > 0
 

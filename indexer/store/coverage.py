@@ -62,6 +62,19 @@ async def record(
     await conn.execute(_MERGE_COVERAGE, chain_id, from_block, to_block)
 
 
+async def holds(conn: asyncpg.Connection, chain_id: int, from_block: int, to_block: int) -> bool:
+    """Whether one committed range holds every block of [from_block, to_block]."""
+    return bool(
+        await conn.fetchval(
+            "select exists (select from indexer_coverage where chain_id = $1 "
+            "and from_block <= $2 and to_block >= $3)",
+            chain_id,
+            from_block,
+            to_block,
+        )
+    )
+
+
 async def cut_above(conn: asyncpg.Connection, chain_id: int, fork_block: int) -> None:
     """Nothing above `fork_block` is committed any more (a reorg or a rewind)."""
     for statement in _CUT_ABOVE.strip().split(";\n"):

@@ -16,7 +16,7 @@ from indexer.chain import ZERO_ADDRESS
 from indexer.store.db import connection, database_errors
 from indexer.tables import TABLE_NAMES
 
-VIEWS = ("artist_performance", "master_ipo_stats")
+VIEWS = ("artist_performance", "master_ipo_stats", "master_chain_stats", "artist_coin_stats")
 
 _COUNTS = " union all ".join(
     f"select '{t}' as kind, count(*) as n from {t} where chain_id = $1" for t in TABLE_NAMES

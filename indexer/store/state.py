@@ -284,6 +284,34 @@ class Store:
             after = Position(checkpoint or before.checkpoint, before.contracts)
         return Committed(new_rows, checkpoint, after, reverted)
 
+    async def skip_committed(
+        self, expected: Checkpoint, to: BlockRef, *, fence: Fence | None
+    ) -> bool:
+        """Move the checkpoint from `expected` to `to` over blocks another writer (a
+        backfill shard) has committed, so that the follower does not fetch them again.
+        The caller takes `to` below the reorg window, where the chain no longer forks
+        (the trust `checkpoint.advanced` gives blocks without logs there). Nothing moves
+        unless, under the writer lock, the checkpoint is still `expected` and one
+        committed range still holds every block up to `to`: True when it moved."""
+        async with (
+            database_errors(f"moving the checkpoint over committed blocks to {to.number}"),
+            connection(self.pool) as conn,
+            conn.transaction(),
+        ):
+            if fence is not None:
+                await check_fence(conn, self.chain_id, fence)
+            await lock_chain(conn, self.chain_id, durable=True)
+            now = _position(await conn.fetch(_POSITION, self.chain_id)).checkpoint
+            if now != expected or not await coverage.holds(
+                conn, self.chain_id, expected.number + 1, to.number
+            ):
+                return False
+            await remember_blocks(
+                conn, self.chain_id, [to], keep_from=to.number - self.reorg_window
+            )
+            await conn.execute(_SET_CHECKPOINT, self.chain_id, to.number, to.hash)
+        return True
+
     async def _move_checkpoint(
         self, conn: asyncpg.Connection, batch: Batch, checkpoint: Checkpoint
     ) -> None:

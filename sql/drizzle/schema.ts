@@ -30,6 +30,21 @@ export const accounts = pgTable("accounts", {
 	unique("accounts_identity_provider_id_provider_account_id_key").on(table.identityProviderId, table.providerAccountId),
 ]);
 
+export const artistCoinStats = pgMaterializedView("artist_coin_stats", {	// You can use { mode: "bigint" } if numbers are exceeding js number limitations
+	chainId: bigint("chain_id", { mode: "number" }),
+	artistId: uuid("artist_id"),
+	tokenAddress: bytea("token_address"),
+	symbol: text(),
+	decimals: smallint(),
+	totalSupply: numeric("total_supply", { precision: 78, scale:  0 }),
+	// You can use { mode: "bigint" } if numbers are exceeding js number limitations
+	holdersCount: bigint("holders_count", { mode: "number" }),
+	// You can use { mode: "bigint" } if numbers are exceeding js number limitations
+	transfersCount: bigint("transfers_count", { mode: "number" }),
+	// You can use { mode: "bigint" } if numbers are exceeding js number limitations
+	lastTransferBlock: bigint("last_transfer_block", { mode: "number" }),
+}).as(sql`WITH holders AS ( SELECT token_holders.chain_id, token_holders.token_address, count(*) AS holders_count FROM token_holders WHERE token_holders.balance > 0::numeric GROUP BY token_holders.chain_id, token_holders.token_address ), transfers AS ( SELECT token_transfers.chain_id, token_transfers.token_address, count(*) AS transfers_count, max(token_transfers.block_number) AS last_block FROM token_transfers GROUP BY token_transfers.chain_id, token_transfers.token_address ) SELECT a.chain_id, a.artist_id, a.token_address, a.symbol, a.decimals, a.total_supply, COALESCE(h.holders_count, 0::bigint) AS holders_count, COALESCE(t.transfers_count, 0::bigint) AS transfers_count, t.last_block AS last_transfer_block FROM artist_tokens a LEFT JOIN holders h ON h.chain_id = a.chain_id AND h.token_address = a.token_address LEFT JOIN transfers t ON t.chain_id = a.chain_id AND t.token_address = a.token_address`);
+
 export const artistFollows = pgTable("artist_follows", {
 	userId: uuid("user_id").notNull(),
 	artistId: uuid("artist_id").notNull(),
@@ -531,6 +546,27 @@ export const invoices = pgTable("invoices", {
 	check("invoices_total_check", sql`total >= (0)::numeric`),
 	check("invoices_amount_paid_check", sql`amount_paid >= (0)::numeric`),
 ]);
+
+export const masterChainStats = pgMaterializedView("master_chain_stats", {	// You can use { mode: "bigint" } if numbers are exceeding js number limitations
+	chainId: bigint("chain_id", { mode: "number" }),
+	masterId: uuid("master_id"),
+	nftAddress: bytea("nft_address"),
+	distributorAddress: bytea("distributor_address"),
+	totalSupply: numeric("total_supply", { precision: 78, scale:  0 }),
+	mintedSupply: numeric("minted_supply", { precision: 78, scale:  0 }),
+	burnedSupply: numeric("burned_supply", { precision: 78, scale:  0 }),
+	// You can use { mode: "bigint" } if numbers are exceeding js number limitations
+	nftsOutstanding: bigint("nfts_outstanding", { mode: "number" }),
+	// You can use { mode: "bigint" } if numbers are exceeding js number limitations
+	holdersCount: bigint("holders_count", { mode: "number" }),
+	// You can use { mode: "bigint" } if numbers are exceeding js number limitations
+	transfersCount: bigint("transfers_count", { mode: "number" }),
+	// You can use { mode: "bigint" } if numbers are exceeding js number limitations
+	lastTransferBlock: bigint("last_transfer_block", { mode: "number" }),
+	// You can use { mode: "bigint" } if numbers are exceeding js number limitations
+	dividendsCount: bigint("dividends_count", { mode: "number" }),
+	dividendClaimsCount: numeric("dividend_claims_count"),
+}).as(sql`WITH nfts AS ( SELECT master_nfts.chain_id, master_nfts.contract_address, count(*) FILTER (WHERE NOT master_nfts.is_burned) AS nfts_outstanding, count(DISTINCT master_nfts.owner_address) FILTER (WHERE NOT master_nfts.is_burned) AS holders_count FROM master_nfts GROUP BY master_nfts.chain_id, master_nfts.contract_address ), transfers AS ( SELECT nft_transfers.chain_id, nft_transfers.contract_address, count(*) AS transfers_count, max(nft_transfers.block_number) AS last_block FROM nft_transfers GROUP BY nft_transfers.chain_id, nft_transfers.contract_address ), deposits AS ( SELECT dividend_events.chain_id, dividend_events.distributor_address, count(*) AS dividends_count FROM dividend_events GROUP BY dividend_events.chain_id, dividend_events.distributor_address ), claims AS ( SELECT dividend_totals.chain_id, dividend_totals.distributor_address, sum(dividend_totals.claims_count) AS claims_count FROM dividend_totals GROUP BY dividend_totals.chain_id, dividend_totals.distributor_address ) SELECT c.chain_id, c.master_id, c.nft_address, c.distributor_address, c.total_supply, c.minted_supply, c.burned_supply, COALESCE(n.nfts_outstanding, 0::bigint) AS nfts_outstanding, COALESCE(n.holders_count, 0::bigint) AS holders_count, COALESCE(t.transfers_count, 0::bigint) AS transfers_count, t.last_block AS last_transfer_block, COALESCE(d.dividends_count, 0::bigint) AS dividends_count, COALESCE(cl.claims_count, 0::numeric) AS dividend_claims_count FROM master_contracts c LEFT JOIN nfts n ON n.chain_id = c.chain_id AND n.contract_address = c.nft_address LEFT JOIN transfers t ON t.chain_id = c.chain_id AND t.contract_address = c.nft_address LEFT JOIN deposits d ON d.chain_id = c.chain_id AND d.distributor_address = c.distributor_address LEFT JOIN claims cl ON cl.chain_id = c.chain_id AND cl.distributor_address = c.distributor_address`);
 
 export const masterCollaborators = pgTable("master_collaborators", {
 	id: uuid().defaultRandom().primaryKey().notNull(),

@@ -65,6 +65,12 @@ def floor(chain: CachedChain, env: dict[str, str]) -> Floor:
     )
 
 
+def play_the_plan(proxy: CountingProxy) -> None:
+    """Make the proxy answer like the hosted plan (call it on the proxy's loop)."""
+    proxy.hosted(latency_s=LATENCY_S, calls_per_second=CALLS_PER_SECOND)
+    proxy.limit_get_logs(max_range=MAX_RANGE, max_results=MAX_RESULTS, error=limit_error("alchemy"))
+
+
 def measure(
     databases: pg.Databases,
     template: str,
@@ -81,13 +87,7 @@ def measure(
         with proxies_on_a_thread(node_url, kind=CountingProxy) as (thread, (proxy,)):
             assert isinstance(proxy, CountingProxy)
 
-            def configure() -> None:
-                proxy.hosted(latency_s=LATENCY_S, calls_per_second=CALLS_PER_SECOND)
-                proxy.limit_get_logs(
-                    max_range=MAX_RANGE, max_results=MAX_RESULTS, error=limit_error("alchemy")
-                )
-
-            thread.call(configure)
+            thread.call(lambda: play_the_plan(proxy))
             env = endtoend.indexer_env(url, proxy.url, chain, **extra_env)
             done = endtoend.run_backfill(env, chain, url, log_path, node_pid=node_pid)
             stats = thread.call(lambda: proxy.stats)

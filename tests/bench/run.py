@@ -81,29 +81,37 @@ def find_server() -> pg.Server:
     return pg.find_server()
 
 
-def main(options: Options) -> dict[str, Any]:
-    """Runs everything, writes the report, prints the table; returns the report."""
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "machine": _machine()}
-    result["options"] = {**asdict(options), "report_path": str(options.report_path)}
-    result["sizes"] = {}
+@contextmanager
+def migrated_template() -> Iterator[tuple[pg.Databases, str]]:
+    """The server's databases and a migrated template to copy for each run; the template,
+    and the server when this started it, are gone on the way out."""
     server = find_server()
     databases = pg.Databases(server.admin_dsn)
     try:
         template = databases.create_migrated()
         try:
-            for shape in options.shapes:
-                for label, events in options.sizes.items():
-                    spec = SHAPES[shape].chain(events, options.seed)
-                    entry = bench_size(options, databases, template, label, spec)
-                    result["sizes"][f"{shape} {label}"] = entry | {"shape": shape}
-                    report.write(options.report_path, result)
+            yield databases, template
         finally:
             databases.drop(template)
     finally:
         databases.close()
         if server.stop is not None:
             server.stop()
+
+
+def main(options: Options) -> dict[str, Any]:
+    """Runs everything, writes the report, prints the table; returns the report."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(), "machine": _machine()}
+    result["options"] = {**asdict(options), "report_path": str(options.report_path)}
+    result["sizes"] = {}
+    with migrated_template() as (databases, template):
+        for shape in options.shapes:
+            for label, events in options.sizes.items():
+                spec = SHAPES[shape].chain(events, options.seed)
+                entry = bench_size(options, databases, template, label, spec)
+                result["sizes"][f"{shape} {label}"] = entry | {"shape": shape}
+                report.write(options.report_path, result)
     result["machine"]["load_after"] = os.getloadavg()
     report.write(options.report_path, result)
     print()

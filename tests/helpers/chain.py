@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from indexer.backfill import backfill
+from indexer.catchup import catch_up
 from indexer.config import Settings, load_settings
 from indexer.devchain.anvil import Anvil
 from indexer.follow import follow
@@ -126,12 +126,13 @@ def wait_exit(process: subprocess.Popen[bytes], timeout: float, *, log: Path | N
 async def following(
     p: Pipeline, *, poll_interval: float, stop: asyncio.Event, health: Health
 ) -> None:
-    """The real follow driver, with the backfill driver as its catch-up (as the daemon
-    wires them)."""
+    """The real follow driver, with the daemon's catch-up."""
     await follow(
         p,
         poll_interval=poll_interval,
         stop=stop,
         health=health,
-        catch_up=lambda a, b, head: backfill(p, a, b, head=head, concurrency=2),
+        catch_up=lambda a, b, head: catch_up(
+            p, a, b, head=head, concurrency=2, stop=stop, health=health
+        ),
     )

@@ -50,13 +50,20 @@ INDEXED_TABLES: dict[str, str] = {
 }
 
 
-async def snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Every indexed table's rows, sorted, without write-time columns."""
+# Rows of one chain (`chain_id` given), or of every chain (None).
+_OF_CHAIN = " where ($1::bigint is null or chain_id = $1)"
+
+
+async def snapshot(url: str, chain_id: int | None = None) -> dict[str, list[tuple[Any, ...]]]:
+    """Every indexed table's rows (of one chain, when given), sorted, without write-time
+    columns."""
     conn = await asyncpg.connect(url)
     try:
         result = {}
         for table, columns in INDEXED_TABLES.items():
-            rows = await conn.fetch(f"select {columns} from {table} order by {columns}")
+            rows = await conn.fetch(
+                f"select {columns} from {table}{_OF_CHAIN} order by {columns}", chain_id
+            )
             result[table] = [tuple(r) for r in rows]
         return result
     finally:
@@ -68,22 +75,25 @@ def oracle(rpc_url: str, factory: bytes, from_block: int = 0) -> ChainState:
         return read_state(rpc, factory, from_block=from_block)
 
 
-async def mismatches(url: str, state: ChainState) -> list[str]:
-    """Every way the database disagrees with the chain; [] when it agrees."""
+async def mismatches(url: str, state: ChainState, chain_id: int | None = None) -> list[str]:
+    """Every way the database (its rows of `chain_id`, when given) disagrees with the
+    chain; [] when it agrees."""
     conn = await asyncpg.connect(url)
     try:
         return [
-            *await _owners(conn, state),
-            *await _balances(conn, state),
-            *await _claims(conn, state),
-            *await _supplies(conn, state),
+            *await _owners(conn, state, chain_id),
+            *await _balances(conn, state, chain_id),
+            *await _claims(conn, state, chain_id),
+            *await _supplies(conn, state, chain_id),
         ]
     finally:
         await conn.close()
 
 
-async def _owners(conn: asyncpg.Connection, state: ChainState) -> list[str]:
-    rows = await conn.fetch("select contract_address, token_id, owner_address from master_nfts")
+async def _owners(conn: asyncpg.Connection, state: ChainState, chain_id: int | None) -> list[str]:
+    rows = await conn.fetch(
+        "select contract_address, token_id, owner_address from master_nfts" + _OF_CHAIN, chain_id
+    )
     stored = {(bytes(r[0]), int(r[1])): bytes(r[2]) for r in rows}
     expected = {
         (nft, token): owner
@@ -101,8 +111,10 @@ async def _owners(conn: asyncpg.Connection, state: ChainState) -> list[str]:
     ]
 
 
-async def _balances(conn: asyncpg.Connection, state: ChainState) -> list[str]:
-    rows = await conn.fetch("select token_address, holder_address, balance from token_holders")
+async def _balances(conn: asyncpg.Connection, state: ChainState, chain_id: int | None) -> list[str]:
+    rows = await conn.fetch(
+        "select token_address, holder_address, balance from token_holders" + _OF_CHAIN, chain_id
+    )
     stored = {(bytes(r[0]), bytes(r[1])): int(r[2]) for r in rows}
     expected = {
         (token, holder): balance
@@ -117,17 +129,21 @@ async def _balances(conn: asyncpg.Connection, state: ChainState) -> list[str]:
     ]
 
 
-async def _claims(conn: asyncpg.Connection, state: ChainState) -> list[str]:
+async def _claims(conn: asyncpg.Connection, state: ChainState, chain_id: int | None) -> list[str]:
     by_dividend = {
         (bytes(r[0]), int(r[1])): int(r[2])
         for r in await conn.fetch(
             "select distributor_address, dividend_id, claimed_amount from dividend_totals"
+            + _OF_CHAIN,
+            chain_id,
         )
     }
     by_holder = {
         (bytes(r[0]), bytes(r[1])): int(r[2])
         for r in await conn.fetch(
             "select distributor_address, holder_address, claimed_amount from dividend_holder_totals"
+            + _OF_CHAIN,
+            chain_id,
         )
     }
     problems = [
@@ -144,20 +160,24 @@ async def _claims(conn: asyncpg.Connection, state: ChainState) -> list[str]:
         problems.append("dividend_totals has rows the chain does not")
     if len(by_holder) != len(state.claims_by_holder):
         problems.append("dividend_holder_totals has rows the chain does not")
-    deposits = await conn.fetchval("select count(*) from dividend_events")
+    deposits = await conn.fetchval("select count(*) from dividend_events" + _OF_CHAIN, chain_id)
     if deposits != len(state.deposits):
         problems.append(f"deposits: db {deposits} chain {len(state.deposits)}")
     return problems
 
 
-async def _supplies(conn: asyncpg.Connection, state: ChainState) -> list[str]:
+async def _supplies(conn: asyncpg.Connection, state: ChainState, chain_id: int | None) -> list[str]:
     minted = {
         bytes(r[0]): int(r[1])
-        for r in await conn.fetch("select nft_address, minted_supply from master_contracts")
+        for r in await conn.fetch(
+            "select nft_address, minted_supply from master_contracts" + _OF_CHAIN, chain_id
+        )
     }
     supply = {
         bytes(r[0]): int(r[1])
-        for r in await conn.fetch("select token_address, total_supply from artist_tokens")
+        for r in await conn.fetch(
+            "select token_address, total_supply from artist_tokens" + _OF_CHAIN, chain_id
+        )
     }
     problems = [
         f"minted supply of {k.hex()}: db {minted.get(k)} chain {v}"
@@ -239,14 +259,55 @@ async def duplicates(url: str) -> dict[str, int]:
         await conn.close()
 
 
-async def checkpoint(url: str) -> tuple[int, bytes] | None:
-    """The stored checkpoint (block, hash), None before the first."""
+async def checkpoint(url: str, chain_id: int | None = None) -> tuple[int, bytes] | None:
+    """The stored checkpoint (block, hash) of the chain (the only one, when not given),
+    None before the first."""
     conn = await asyncpg.connect(url)
     try:
-        row = await conn.fetchrow("select block_number, block_hash from indexer_checkpoints")
+        row = await conn.fetchrow(
+            "select block_number, block_hash from indexer_checkpoints" + _OF_CHAIN, chain_id
+        )
     finally:
         await conn.close()
     return None if row is None else (row[0], bytes(row[1]))
+
+
+def ends_equal_to_the_chain_and_a_fresh_index(
+    database_url: str,
+    live: LiveChain,
+    databases: pg.Databases,
+    template_db: str,
+    *,
+    chain_id: int | None = None,
+    within: float = 60,
+) -> None:
+    """Poll until the index (of `chain_id`, when several share the database) is at the
+    head and agrees with the chain; then it must equal, table by table, a fresh backfill
+    of the same chain into a database of its own."""
+    head = live.head()
+    problems: list[str] = []
+
+    async def agrees() -> bool:
+        state = oracle(live.chain.url, live.chain.factory)
+        problems[:] = await mismatches(database_url, state, chain_id)
+        at = await checkpoint(database_url, chain_id)
+        if at is None or at[0] != head:
+            problems.append(f"checkpoint {at}, head {head}")
+        return not problems
+
+    databases.run(
+        eventually(
+            agrees, within=within, every=0.2, what=lambda: f"the index to agree: {problems[:10]}"
+        )
+    )
+    name = databases.create(template=template_db)
+    try:
+        fresh = databases.run(reference(databases.url(name), live.chain, head))
+    finally:
+        databases.drop(name)
+    indexed = databases.run(snapshot(database_url, chain_id))
+    for table, rows in fresh.items():
+        assert indexed[table] == rows, table
 
 
 _WRITTEN = "select (select max(block_number) from indexer_checkpoints), " + " + ".join(

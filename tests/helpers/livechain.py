@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
-from indexer.devchain.anvil import mine, reorg, start_anvil
+from indexer.devchain import contracts as c
+from indexer.devchain.anvil import DEFAULT_CHAIN_ID, dev_accounts, mine, reorg, start_anvil
 from indexer.devchain.rpc import RpcClient
 from indexer.devchain.workload import Workload, WorkloadConfig
 from tests.helpers.chain import Chain
@@ -62,12 +63,17 @@ class LiveChain:
 
 
 @contextmanager
-def live_chain(config: WorkloadConfig, events: int) -> Iterator[LiveChain]:
-    """A fresh anvil holding `events` events of the workload `config` describes."""
-    anvil = start_anvil(no_mining=True)
+def live_chain(
+    config: WorkloadConfig, events: int, *, chain_id: int = DEFAULT_CHAIN_ID, deployer: int = 0
+) -> Iterator[LiveChain]:
+    """A fresh anvil holding `events` events of the workload `config` describes. The
+    factory is deployed by dev account `deployer` first thing, so chains of one deployer
+    have their factories, and the factories their children, at the same addresses."""
+    anvil = start_anvil(no_mining=True, chain_id=chain_id)
     rpc = RpcClient(anvil.url)
     try:
-        workload = Workload(rpc, config)
+        factory = c.deploy_factory(rpc, dev_accounts(rpc)[deployer]) if deployer else None
+        workload = Workload(rpc, config, factory=factory)
         summary = workload.run(events)
         yield LiveChain(Chain(anvil, summary.factory, summary.factory_block), workload, rpc)
     finally:

@@ -54,12 +54,18 @@ def status(url: str) -> int | None:
     return answer[0] if answer else None
 
 
-def parse_metrics(body: str) -> dict[str, float]:
-    """Samples of a /metrics body: 'name' or 'name{k="v",...}' -> value (NaN kept as NaN)."""
+def parse_metrics(body: str, *, keep: tuple[str, ...] = ()) -> dict[str, float]:
+    """Samples of a /metrics body: 'name' or 'name{k="v",...}' -> value (NaN kept as NaN).
+    The chain_id label (the same on every sample of one process) is left out of the keys
+    unless `keep` names it."""
     samples: dict[str, float] = {}
     for family in text_string_to_metric_families(body):
         for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            labels = ",".join(
+                f'{k}="{v}"'
+                for k, v in sorted(sample.labels.items())
+                if k != "chain_id" or k in keep
+            )
             samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples
 
@@ -196,9 +202,10 @@ def _server_user() -> str | None:
 
 
 class PrivatePostgres:
-    """A throw-away PostgreSQL cluster on a free TCP port that a test stops and restarts."""
+    """A throw-away PostgreSQL cluster on a free TCP port that a test stops and restarts.
+    With `initdb` False its data directory is left empty, for a base backup to fill."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, initdb: bool = True) -> None:
         self.bin = _server_binaries()
         self.user = _server_user()
         self.port = free_port()
@@ -207,6 +214,8 @@ class PrivatePostgres:
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
+        if not initdb:
+            return
         subprocess.run(
             [
                 str(self.bin / "initdb"),
