@@ -17,6 +17,7 @@ from indexer.errors import NotReady
 from indexer.health import Health
 from indexer.progress import Progress, ProgressLog
 from indexer.step import Pipeline
+from indexer.store.coverage import Span
 
 log = structlog.get_logger("catch_up")
 
@@ -40,11 +41,12 @@ async def catch_up(
     progress_log = ProgressLog("catch_up_progress")
     checkpoint = await p.store.checkpoint()
     while checkpoint is not None and checkpoint.number < end and not stop.is_set():
-        checkpoint = await _skip_committed(p, checkpoint, end)
+        committed = await p.store.coverage()
+        checkpoint = await _skip_committed(p, checkpoint, end, committed)
         first = checkpoint.number + 1
         if first > end:
             break
-        last = await _chunk_end(p, first, end)
+        last = _chunk_end(p, first, end, committed)
 
         def on_progress(done: Progress, first: int = first) -> None:
             health.progressed(first - 1 + done.done_blocks, head=head)
@@ -63,21 +65,19 @@ async def catch_up(
         checkpoint = moved
 
 
-async def _chunk_end(p: Pipeline, first: int, end: int) -> int:
+def _chunk_end(p: Pipeline, first: int, end: int, committed: list[Span]) -> int:
     """The end of the next chunk: before the next committed range, at most a chunk long."""
     longest = max(CHUNK_BLOCKS, 25 * p.planner.span)
-    later = [s.from_block for s in await p.store.coverage() if s.from_block > first]
+    later = [s.from_block for s in committed if s.from_block > first]
     return min([end, first + longest - 1, *(b - 1 for b in later)])
 
 
-async def _skip_committed(p: Pipeline, checkpoint: Checkpoint, end: int) -> Checkpoint:
+async def _skip_committed(
+    p: Pipeline, checkpoint: Checkpoint, end: int, committed: list[Span]
+) -> Checkpoint:
     """The checkpoint moved to the end of the committed range right above it (capped at
     `end`), when there is one; else as it was."""
-    above = [
-        s.to_block
-        for s in await p.store.coverage()
-        if s.from_block <= checkpoint.number + 1 <= s.to_block
-    ]
+    above = [s.to_block for s in committed if s.from_block <= checkpoint.number + 1 <= s.to_block]
     target = min(max(above, default=checkpoint.number), end)
     if target <= checkpoint.number:
         return checkpoint
